@@ -1,0 +1,40 @@
+# The front door. `make tune` and `make test` set up .venv themselves on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The stamp is keyed on the requirements and the package metadata: change either and the
+# next target reinstalls.
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+EXPERIMENT ?= lecture_digits
+ARCH ?= lecture_cnn
+DATASET ?= digits
+ARGS ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED = 1
+
+.PHONY: setup test tune train transfer ui bench lint
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+tune: $(STAMP)
+	$(PY) -m cnnkeras tune $(EXPERIMENT) $(ARGS)
+
+train: $(STAMP)
+	$(PY) -m cnnkeras train $(ARCH) --dataset $(DATASET) $(ARGS)
+
+ui: $(STAMP)
+	$(PY) -m cnnkeras ui $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check cnnkeras experiments tuning tests benchmarks

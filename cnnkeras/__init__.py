@@ -1,0 +1,41 @@
+"""cnnkeras: the classic CNNs in Keras 3, reproduced, tuned, tracked and compared."""
+
+from __future__ import annotations
+
+import inspect
+
+__version__ = "0.1.0"
+
+
+def build(name: str, *, input_shape, num_classes: int, **options):
+    """Build the registered architecture ``name`` as a ``keras.Model``.
+
+    Unknown names raise ``ValueError`` listing the known ones; ``options`` are
+    the builder's keyword options (filters, kernel sizes, strides, ...).
+    """
+    from cnnkeras import architectures  # noqa: F401  (registers the builders)
+    from cnnkeras.registry import ARCHITECTURES
+
+    builder = ARCHITECTURES.get(name)
+    accepted = [
+        p.name for p in inspect.signature(builder).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{name} has no option(s) {', '.join(unknown)}. "
+            f"Valid options: {', '.join(accepted) or 'none'}."
+        )
+    return builder(tuple(input_shape), int(num_classes), **options)
+
+
+def list_architectures() -> list[str]:
+    """The names ``build`` accepts."""
+    from cnnkeras import architectures  # noqa: F401
+    from cnnkeras.registry import ARCHITECTURES
+
+    return ARCHITECTURES.names()
+
+
+__all__ = ["build", "list_architectures", "__version__"]

@@ -1,0 +1,94 @@
+"""The lecture CNN: conv 25@3x3, pool, conv 50@3x3, pool, dense 100, dense softmax.
+
+On 28x28x1 its feature maps are 26x26x25, 13x13x25, 11x11x50, 5x5x50 and it has
+137,660 parameters for 10 classes. Every conv block's filters, kernel size,
+stride and padding are options (one entry per block), so the tuner can vary
+them and the number of blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import keras
+from keras import layers
+
+from cnnkeras.analysis import output_shape_2d
+from cnnkeras.registry import ARCHITECTURES
+
+IntOrSeq = Union[int, Sequence[int]]
+
+
+def per_block(value, count: int, label: str) -> tuple:
+    """Broadcast a scalar option to one value per block, or check a sequence's length."""
+    if isinstance(value, (str, int, float)):
+        return (value,) * count
+    value = tuple(value)
+    if len(value) != count:
+        raise ValueError(
+            f"{label} needs one value per conv block ({count}). Received: {label}={value!r}"
+        )
+    return value
+
+
+def check_geometry(input_shape, filters, kernel_sizes, strides, paddings, pool_size):
+    """Walk the feature-map size through every conv and pool; raise naming the layer that fails."""
+    shape = tuple(input_shape[:2])
+    for index, (kernel, stride, padding) in enumerate(zip(kernel_sizes, strides, paddings), 1):
+        shape = output_shape_2d(shape, kernel, stride, padding, layer=f"block{index}_conv")
+        if pool_size > 1:
+            shape = output_shape_2d(shape, pool_size, pool_size, layer=f"block{index}_pool")
+    return shape
+
+
+def conv_block(x, filters: int, *, kernel_size: int, strides: int, padding: str,
+               pool_size: int, batch_norm: bool, name: str):
+    """Conv -> (BN) -> ReLU -> max pool."""
+    x = layers.Conv2D(
+        filters, kernel_size, strides=strides, padding=padding,
+        use_bias=not batch_norm, name=f"{name}_conv",
+    )(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_relu")(x)
+    if pool_size > 1:
+        x = layers.MaxPooling2D(pool_size, name=f"{name}_pool")(x)
+    return x
+
+
+@ARCHITECTURES.register("lecture_cnn")
+def lecture_cnn(
+    input_shape=(28, 28, 1),
+    num_classes: int = 10,
+    *,
+    filters: IntOrSeq = (25, 50),
+    kernel_sizes: IntOrSeq = 3,
+    strides: IntOrSeq = 1,
+    paddings: Union[str, Sequence[str]] = "valid",
+    pool_size: int = 2,
+    dense_units: int = 100,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> keras.Model:
+    filters = per_block(filters, 1 if isinstance(filters, int) else len(filters), "filters")
+    count = len(filters)
+    kernel_sizes = per_block(kernel_sizes, count, "kernel_sizes")
+    strides = per_block(strides, count, "strides")
+    paddings = per_block(paddings, count, "paddings")
+    check_geometry(input_shape, filters, kernel_sizes, strides, paddings, pool_size)
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for index, (width, kernel, stride, padding) in enumerate(
+        zip(filters, kernel_sizes, strides, paddings), 1
+    ):
+        x = conv_block(
+            x, int(width), kernel_size=int(kernel), strides=int(stride), padding=padding,
+            pool_size=pool_size, batch_norm=batch_norm, name=f"block{index}",
+        )
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", name="fc1")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="fc1_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="lecture_cnn")
