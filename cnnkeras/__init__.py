@@ -17,9 +17,11 @@ def build(name: str, *, input_shape, num_classes: int, **options):
     from cnnkeras.registry import ARCHITECTURES
 
     builder = ARCHITECTURES.get(name)
+    params = inspect.signature(builder).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return builder(tuple(input_shape), int(num_classes), **options)
     accepted = [
-        p.name for p in inspect.signature(builder).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
     ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -30,6 +32,15 @@ def build(name: str, *, input_shape, num_classes: int, **options):
     return builder(tuple(input_shape), int(num_classes), **options)
 
 
+def default_input_shape(name: str) -> tuple:
+    """The input shape ``name`` is built for by default (its paper's size)."""
+    from cnnkeras import architectures  # noqa: F401
+    from cnnkeras.registry import ARCHITECTURES
+
+    default = inspect.signature(ARCHITECTURES.get(name)).parameters["input_shape"].default
+    return tuple(default)
+
+
 def list_architectures() -> list[str]:
     """The names ``build`` accepts."""
     from cnnkeras import architectures  # noqa: F401
@@ -38,4 +49,4 @@ def list_architectures() -> list[str]:
     return ARCHITECTURES.names()
 
 
-__all__ = ["build", "list_architectures", "__version__"]
+__all__ = ["build", "default_input_shape", "list_architectures", "__version__"]

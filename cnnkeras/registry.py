@@ -17,18 +17,26 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._metadata: dict[str, dict] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **metadata) -> Callable[[T], T]:
+        """Decorator form of ``add``; keyword metadata (e.g. ``small_input_shape``) is kept."""
+
         def decorator(obj: T) -> T:
-            self.add(name, obj)
+            self.add(name, obj, **metadata)
             return obj
 
         return decorator
 
-    def add(self, name: str, obj: T) -> None:
+    def add(self, name: str, obj: T, **metadata) -> None:
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is already registered.")
         self._items[name] = obj
+        self._metadata[name] = dict(metadata)
+
+    def metadata(self, name: str) -> dict:
+        self.get(name)  # unknown names raise the usual error
+        return dict(self._metadata[name])
 
     def get(self, name: str) -> T:
         try:

@@ -56,7 +56,7 @@ def conv_block(x, filters: int, *, kernel_size: int, strides: int, padding: str,
     return x
 
 
-@ARCHITECTURES.register("lecture_cnn")
+@ARCHITECTURES.register("lecture_cnn", small_input_shape=(28, 28, 1))
 def lecture_cnn(
     input_shape=(28, 28, 1),
     num_classes: int = 10,
