@@ -1,0 +1,85 @@
+"""Dataset specs -> batched train/validation/test ``tf.data`` pipelines.
+
+Specs, one string each:
+
+- ``digits``: scikit-learn's bundled 8x8 handwritten digits (offline everywhere).
+- ``mnist``, ``fashion_mnist``, ``cifar10``, ``tf_flowers``: tensorflow-datasets.
+- ``idx:DIR``: MNIST-format IDX files in DIR.
+- ``folder:DIR``: one sub-folder per class of images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import tensorflow as tf
+
+from cnnkeras.data import pipeline, sources
+from cnnkeras.data.sources import DataWarning, Source, SplitPlan
+
+SPEC_FORMS = ("digits", *sources.TFDS_NAMES, "idx:DIR", "folder:DIR")
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """Batched splits ready for ``model.fit``, and what a run records about them."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    input_shape: tuple
+    class_names: tuple
+    sizes: dict
+    skipped_files: tuple
+    spec: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_source(spec: str, plan: SplitPlan, data_dir: Optional[str] = None) -> Source:
+    """The unbatched splits behind a dataset spec; unknown specs raise listing the valid forms."""
+    kind, _, argument = spec.partition(":")
+    if kind == "digits" and not argument:
+        return sources.load_digits(plan)
+    if kind in sources.TFDS_NAMES and not argument:
+        return sources.load_tfds(kind, plan, data_dir)
+    if kind == "idx" and argument:
+        return sources.load_idx(argument, plan)
+    if kind == "folder" and argument:
+        return sources.load_folder(argument, plan)
+    raise ValueError(f"Unknown dataset spec {spec!r}. Valid specs: {', '.join(SPEC_FORMS)}.")
+
+
+def load(
+    spec: str,
+    *,
+    image_size: tuple,
+    channels: int,
+    batch_size: int,
+    plan: SplitPlan,
+    data_dir: Optional[str] = None,
+    fit: str = "resize",
+) -> Datasets:
+    """Load ``spec`` and build its pipelines at model input ``image_size`` x ``channels``.
+
+    ``batch_size`` is the global batch size (per-replica size times replicas).
+    """
+    source = load_source(spec, plan, data_dir)
+    size = tuple(int(s) for s in image_size)
+    common = dict(size=size, channels=channels, fit=fit, batch_size=batch_size)
+    return Datasets(
+        train=pipeline.batched(source.train, shuffle_seed=plan.seed, **common),
+        validation=pipeline.batched(source.validation, **common),
+        test=pipeline.batched(source.test, **common),
+        input_shape=(*size, channels),
+        class_names=source.class_names,
+        sizes=dict(source.sizes),
+        skipped_files=source.skipped_files,
+        spec=spec,
+    )
+
+
+__all__ = ["Datasets", "DataWarning", "Source", "SplitPlan", "SPEC_FORMS", "load", "load_source"]
