@@ -254,8 +254,10 @@ def set_value(config: ExperimentConfig, key: str, text: str) -> ExperimentConfig
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:
     """Plain nested dict (JSON-ready) of a config."""
-    result = dataclasses.asdict(dataclasses.replace(config, model=ModelConfig(
-        config.model.architecture, {})))
+    result: dict[str, Any] = {"name": config.name, "description": config.description}
+    for section in SECTIONS:
+        value = getattr(config, section)
+        result[section] = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     result["model"]["options"] = dict(config.model.options)
     return result
 

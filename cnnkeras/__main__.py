@@ -1,0 +1,5 @@
+import sys
+
+from cnnkeras.cli import main
+
+sys.exit(main())

@@ -1,0 +1,173 @@
+"""The command line: `cnnkeras SUBCOMMAND ...` (also `python -m cnnkeras`).
+
+The one place that wires the library, the named experiments and the tuning
+entry point together. A mistake of the user's prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from typing import Callable, Optional, Sequence
+
+COMMANDS: dict[str, Callable] = {}
+
+
+def command(name: str, help_text: str):
+    """Register ``fn(subparsers) -> handler`` for subcommand ``name``."""
+
+    def decorator(fn):
+        COMMANDS[name] = (fn, help_text)
+        return fn
+
+    return decorator
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE",
+                        help="typed config override, repeatable (e.g. train.epochs=3)")
+
+
+def add_runtime(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strategy", help="auto, default, one_device, mirrored, multi_worker")
+    parser.add_argument("--precision", help="float32, auto, mixed_float16, mixed_bfloat16")
+
+
+def resolve_config(experiment: str, args, **fields):
+    """The named experiment with CLI flags and --set overrides applied (flags first)."""
+    import experiments
+    from cnnkeras.config import apply_overrides
+
+    config = experiments.get(experiment)
+    pairs = [f"{key}={value}" for key, value in fields.items() if value is not None]
+    for flag, key in (("strategy", "runtime.strategy"), ("precision", "runtime.precision")):
+        if getattr(args, flag, None):
+            pairs.append(f"{key}={getattr(args, flag)}")
+    return apply_overrides(config, pairs + list(args.overrides))
+
+
+def start_runtime(config):
+    """Precision and strategy, created once here at the entry point."""
+    from cnnkeras import distribute
+
+    distribute.set_precision(config.runtime.precision)
+    return distribute.create_strategy(config.runtime.strategy,
+                                      cpu_devices=config.runtime.cpu_devices)
+
+
+@command("train", "train one architecture on one dataset, tracked in MLflow")
+def _train(sub):
+    parser = sub.add_parser("train", help="train one architecture on one dataset")
+    parser.add_argument("architecture", nargs="?", help="registered architecture name")
+    parser.add_argument("--dataset", help="dataset spec (digits, mnist, idx:DIR, folder:DIR, ...)")
+    parser.add_argument("--experiment", default=None,
+                        help="named experiment to start from (default: lecture_digits)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int, help="per replica")
+    parser.add_argument("--data-dir", help="tensorflow-datasets data directory")
+    add_runtime(parser)
+    add_overrides(parser)
+
+    def handler(args):
+        import experiments
+        from cnnkeras.training import train_experiment
+
+        if not args.architecture and not args.experiment:
+            raise ValueError("Name an architecture or --experiment. See `cnnkeras list`.")
+        config = resolve_config(
+            args.experiment or experiments.DEFAULT, args,
+            **{"model.architecture": args.architecture, "data.dataset": args.dataset,
+               "train.epochs": args.epochs, "train.batch_size": args.batch_size,
+               "data.data_dir": args.data_dir})
+        if not args.experiment:
+            config = dataclasses.replace(config, name="cnnkeras-train")
+        if args.architecture and not args.experiment:
+            config = dataclasses.replace(config, model=dataclasses.replace(
+                config.model, options={}))
+        result = train_experiment(config, start_runtime(config))
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+        print(f"test: {metrics}\nmodel: {result.model_path}\nMLflow run: {result.run_id}")
+
+    return handler
+
+
+@command("tune", "KerasTuner search over a named experiment's space, logged to MLflow")
+def _tune(sub):
+    parser = sub.add_parser("tune", help="hyperparameter search, logged to MLflow")
+    parser.add_argument("experiment", nargs="?", default=None, help="named experiment")
+    parser.add_argument("--tuner", help="random, bayesian, hyperband, grid")
+    parser.add_argument("--max-trials", type=int)
+    parser.add_argument("--dataset", help="dataset spec replacing the experiment's")
+    parser.add_argument("--epochs", type=int)
+    add_runtime(parser)
+    add_overrides(parser)
+
+    def handler(args):
+        import experiments
+        from tuning.search import run_search
+
+        config = resolve_config(
+            args.experiment or experiments.DEFAULT, args,
+            **{"tune.tuner": args.tuner, "tune.max_trials": args.max_trials,
+               "data.dataset": args.dataset, "train.epochs": args.epochs})
+        run_search(config, start_runtime(config))
+
+    return handler
+
+
+@command("ui", "start the MLflow UI on the project's tracking store")
+def _ui(sub):
+    parser = sub.add_parser("ui", help="start `mlflow ui` on the tracking store")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=5000)
+
+    def handler(args):
+        from cnnkeras import dashboard
+
+        return dashboard.serve(host=args.host, port=args.port)
+
+    return handler
+
+
+@command("list", "list architectures, experiments and dataset specs")
+def _list(sub):
+    sub.add_parser("list", help="list architectures, experiments and dataset specs")
+
+    def handler(args):
+        import cnnkeras
+        import experiments
+        from cnnkeras.data import SPEC_FORMS
+
+        print("architectures:", ", ".join(cnnkeras.list_architectures()))
+        print("experiments:  ", ", ".join(experiments.names()))
+        print("datasets:     ", ", ".join(SPEC_FORMS))
+
+    return handler
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="cnnkeras", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    handlers = {name: register(sub) for name, (register, _) in COMMANDS.items()}
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # a terminated run ends KILLED, not RUNNING
+    try:
+        return int(handlers[args.command](args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"cnnkeras {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnkeras: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Every MLflow call cnnkeras makes lives here.
+
+Runs are created through ``MlflowClient`` with explicit run ids, never through
+the fluent "active run", so nested trial runs, resumed runs and any
+``mlflow.autolog`` a user switched on cannot log into each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional
+
+import keras
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+PARENT_TAG = "mlflow.parentRunId"
+PID_TAG = "cnnkeras.pid"
+HOST_TAG = "cnnkeras.host"
+MAX_PARAM_LENGTH = 6000
+BATCH = 100
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<cwd>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def client() -> MlflowClient:
+    mlflow.set_tracking_uri(tracking_uri())
+    return MlflowClient(tracking_uri())
+
+
+def experiment_id(name: str) -> str:
+    """The id of experiment ``name``, created (and tagged as model training) when missing.
+
+    Runs a process left RUNNING when it was killed are ended as KILLED here,
+    since this is where any resumed work begins.
+    """
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            created = mlflow_client.create_experiment(
+                name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except mlflow.exceptions.MlflowException:  # another process created it first
+            created = mlflow_client.get_experiment_by_name(name).experiment_id
+        return created
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                         EXPERIMENT_KIND)
+    end_orphaned_runs(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_orphaned_runs(exp_id: str) -> list[str]:
+    """End as KILLED the RUNNING runs of this host whose process no longer exists."""
+    mlflow_client = client()
+    ended = []
+    host = socket.gethostname()
+    for run in mlflow_client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'",
+                                         max_results=5000):
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != host or PID_TAG not in tags:
+            continue
+        pid = int(tags[PID_TAG])
+        if pid != os.getpid() and not _alive(pid):
+            mlflow_client.set_terminated(run.info.run_id, status="KILLED")
+            mlflow_client.set_tag(run.info.run_id, "cnnkeras.ended_by", "cleanup after process died")
+            ended.append(run.info.run_id)
+    return ended
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        value = ",".join(str(v) for v in value)
+    text = str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+
+
+class Run:
+    """One MLflow run, addressed by id; what a training or tuning step records."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.client = client()
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        existing = self.client.get_run(self.run_id).data.params
+        items = [
+            mlflow.entities.Param(k, _param_text(v)) for k, v in params.items()
+            if k not in existing and v is not None
+        ]
+        for start in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, params=items[start: start + BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
+        stamp = int(time.time() * 1000)
+        items = [
+            mlflow.entities.Metric(k, float(v), stamp, step or 0)
+            for k, v in metrics.items() if v is not None
+        ]
+        for start in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, metrics=items[start: start + BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_artifact(self, path, artifact_path: Optional[str] = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+    def log_dict(self, value: dict, name: str) -> None:
+        self.client.log_text(self.run_id, json.dumps(value, indent=2, sort_keys=True,
+                                                     default=str), name)
+
+    def callback(self) -> "MetricsCallback":
+        return MetricsCallback(self)
+
+
+class MetricsCallback(keras.callbacks.Callback):
+    """Logs every epoch's ``logs`` (loss, accuracy, val_*) to the run, step = epoch."""
+
+    def __init__(self, run: Run, offset: int = 0):
+        super().__init__()
+        self.run = run
+        self.offset = offset
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run.log_metrics(dict(logs or {}), step=self.offset + epoch)
+
+
+def create_run(exp_id: str, *, name: str, tags: Optional[Mapping[str, Any]] = None,
+               parent: Optional[str] = None) -> Run:
+    all_tags = {PID_TAG: os.getpid(), HOST_TAG: socket.gethostname(), **(tags or {})}
+    if parent:
+        all_tags[PARENT_TAG] = parent
+    created = client().create_run(exp_id, run_name=name,
+                                  tags={k: str(v) for k, v in all_tags.items()})
+    return Run(created.info.run_id)
+
+
+def reopen_run(run_id: str) -> Run:
+    """Continue an existing run in this process (status RUNNING again, this pid)."""
+    run = Run(run_id)
+    run.client.update_run(run_id, status="RUNNING")
+    run.set_tags({PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()})
+    return run
+
+
+def end_run(run: Run, status: str = "FINISHED") -> None:
+    run.client.set_terminated(run.run_id, status=status)
+
+
+@contextlib.contextmanager
+def active(run: Run) -> Iterator[Run]:
+    """End ``run`` FINISHED, FAILED on an error, KILLED on Ctrl-C or SIGTERM."""
+    try:
+        yield run
+    except (KeyboardInterrupt, SystemExit):
+        end_run(run, "KILLED")
+        raise
+    except BaseException as err:
+        run.set_tags({"cnnkeras.error": f"{type(err).__name__}: {err}"[:5000]})
+        end_run(run, "FAILED")
+        raise
+    else:
+        end_run(run, "FINISHED")
+
+
+@contextlib.contextmanager
+def artifact_dir() -> Iterator[Path]:
+    """A temporary folder for files that are logged and then not needed locally."""
+    with tempfile.TemporaryDirectory(prefix="cnnkeras-") as folder:
+        yield Path(folder)
+
+
+def find_runs(exp_id: str, filter_string: str = "", max_results: int = 1000):
+    return client().search_runs([exp_id], filter_string=filter_string, max_results=max_results)
+
+
+def run_status(run_id: str) -> str:
+    return client().get_run(run_id).info.status
+
+
+def disable_autolog() -> None:
+    """Keep MLflow's Keras/TF autologging out of cnnkeras' own runs."""
+    with contextlib.suppress(Exception):
+        mlflow.tensorflow.autolog(disable=True)
+
+
+__all__ = [
+    "Run", "MetricsCallback", "RunStatus", "active", "artifact_dir", "client", "create_run",
+    "disable_autolog", "end_orphaned_runs", "end_run", "experiment_id", "find_runs",
+    "reopen_run", "run_status", "tracking_uri",
+]

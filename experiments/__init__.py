@@ -1,0 +1,29 @@
+"""Named experiments: complete, frozen configs that `cnnkeras train/tune NAME` run.
+
+A family of experiments lives in its own module here and registers each config
+with ``register``; importing this package registers them all.
+"""
+
+from __future__ import annotations
+
+from cnnkeras.config import ExperimentConfig
+from cnnkeras.registry import Registry
+
+EXPERIMENTS: Registry[ExperimentConfig] = Registry("experiment")
+DEFAULT = "lecture_digits"
+
+
+def register(config: ExperimentConfig) -> ExperimentConfig:
+    EXPERIMENTS.add(config.name, config)
+    return config
+
+
+def get(name: str) -> ExperimentConfig:
+    return EXPERIMENTS.get(name)
+
+
+def names() -> list[str]:
+    return EXPERIMENTS.names()
+
+
+from experiments import lecture  # noqa: E402,F401  (registers its experiments)
