@@ -39,12 +39,12 @@ def pad_amounts(size, kernel, stride, dilation, padding):
 
 def padded_windows(x, kernel_shape, strides, dilations, padding):
     """Yield (kernel offset, the input slice that offset multiplies) over all offsets."""
-    geometry = [pad_amounts(size, k, s, d, padding)
-                for size, k, s, d in zip(x.shape[1:-1], kernel_shape, strides, dilations, strict=True)]
+    axes = zip(x.shape[1:-1], kernel_shape, strides, dilations, strict=True)
+    geometry = [pad_amounts(size, k, s, d, padding) for size, k, s, d in axes]
     x = np.pad(x, [(0, 0)] + [(b, a) for b, a, _ in geometry] + [(0, 0)])
     for offset in itertools.product(*(range(k) for k in kernel_shape)):
-        index = tuple(slice(o * d, o * d + (out - 1) * s + 1, s)
-                      for o, d, s, (_, _, out) in zip(offset, dilations, strides, geometry, strict=True))
+        axes = zip(offset, dilations, strides, geometry, strict=True)
+        index = tuple(slice(o * d, o * d + (out - 1) * s + 1, s) for o, d, s, (_, _, out) in axes)
         yield offset, x[(slice(None), *index)]
 
 
@@ -65,15 +65,16 @@ def np_conv_transpose(x, w, strides, dilations, padding, out_sizes):
     """Transposed conv by scattering: input pixel i adds x[i] @ w[o].T at i*s + o*d - pad."""
     kernel = w.shape[:-2]
     befores = []
-    for out, size, k, s, d in zip(out_sizes, x.shape[1:-1], kernel, strides, dilations, strict=True):
+    axes = zip(out_sizes, x.shape[1:-1], kernel, strides, dilations, strict=True)
+    for out, size, k, s, d in axes:
         total = max((size - 1) * s + d * (k - 1) + 1 - out, 0) if padding == "same" else 0
         befores.append(total // 2)
     full = [max((size - 1) * s + d * (k - 1) + 1, out + b) for size, k, s, d, out, b
             in zip(x.shape[1:-1], kernel, strides, dilations, out_sizes, befores, strict=True)]
     y = np.zeros((x.shape[0], *full, w.shape[-2]), dtype=np.float64)
     for offset in itertools.product(*(range(k) for k in kernel)):
-        index = tuple(slice(o * d, o * d + (size - 1) * s + 1, s)
-                      for o, d, s, size in zip(offset, dilations, strides, x.shape[1:-1], strict=True))
+        axes = zip(offset, dilations, strides, x.shape[1:-1], strict=True)
+        index = tuple(slice(o * d, o * d + (size - 1) * s + 1, s) for o, d, s, size in axes)
         y[(slice(None), *index)] += np.tensordot(x, w[offset], axes=([-1], [1]))
     crop = tuple(slice(b, b + out) for b, out in zip(befores, out_sizes, strict=True))
     return y[(slice(None), *crop)]
