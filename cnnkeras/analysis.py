@@ -8,6 +8,10 @@ from typing import Sequence, Union
 Padding = Union[int, str]
 
 
+class GeometryError(ValueError):
+    """A kernel, stride or padding that does not fit the feature map it is applied to."""
+
+
 def output_size(
     input_size: int,
     kernel_size: int,
@@ -47,7 +51,7 @@ def output_size(
         )
     size = (input_size - effective + 2 * pad) // stride + 1
     if size < 1:
-        raise ValueError(
+        raise GeometryError(
             f"kernel_size={kernel_size} (dilation {dilation}) does not fit a {input_size}-wide "
             f"input with padding={padding!r} and stride={stride} "
             f"(output would be {size}). Received: input_size={input_size}, "
@@ -67,4 +71,4 @@ def output_shape_2d(
             output_size(int(s), kernel_size, stride, padding, dilation) for s in shape[:2]
         )
     except ValueError as err:
-        raise ValueError(f"{layer}: input {shape[0]}x{shape[1]}: {err}") from None
+        raise type(err)(f"{layer}: input {shape[0]}x{shape[1]}: {err}") from None
