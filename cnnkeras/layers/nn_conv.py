@@ -105,8 +105,8 @@ class NNConvBase(keras.layers.Layer):
             try:
                 result.append(output_size(int(size), self.kernel_size[axis], self.strides[axis],
                                           padding, self.dilation_rate[axis]))
-            except ValueError as err:
-                raise ValueError(f"{self.name} (spatial axis {axis}): {err}") from None
+            except ValueError as err:  # GeometryError stays a GeometryError
+                raise type(err)(f"{self.name} (spatial axis {axis}): {err}") from None
         return tuple(result)
 
     def compute_output_shape(self, input_shape):

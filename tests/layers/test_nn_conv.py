@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnnkeras.analysis import output_size
+from cnnkeras.analysis import GeometryError, output_size
 from cnnkeras.layers import (
     NNAtrousConv2D,
     NNConv1D,
@@ -273,7 +273,7 @@ def test_invalid_arguments_raise_value_error_naming_the_value(make, message):
     (lambda: NNSeparableConv2D(2, 3, dilation_rate=2), (1, 4, 4, 1), 4),
 ])
 def test_kernel_larger_than_a_valid_input_raises_with_the_output_size(make, shape, wide):
-    with pytest.raises(ValueError, match=rf"does not fit a {wide}-wide input .*output would be"):
+    with pytest.raises(GeometryError, match=rf"does not fit a {wide}-wide input .*output would be"):
         make()(np.zeros(shape, "float32"))
 
 
