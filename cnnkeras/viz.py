@@ -60,3 +60,43 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path,
         axis.text(j, i, str(count), ha="center", va="center", fontsize=8,
                   color="white" if count > threshold else "black")
     return _save(fig, path)
+
+
+def plot_parallel_coordinates(table, objective: str, path, *, exclude=()) -> "Path":
+    """Each row a line across its hyperparameters, coloured by ``score`` (the objective).
+
+    Categorical columns are drawn at evenly spaced levels labelled with their values.
+    """
+    columns = [c for c in table.columns if c not in exclude]
+    scores = table["score"].astype(float).to_numpy()
+    fig, axis = plt.subplots(figsize=(max(6, 1.3 * (len(columns) + 1)), 4.5))
+    positions, labels = [], []
+    for column in columns:
+        values = table[column]
+        levels = sorted(values.astype(str).unique(), key=_natural)
+        index = values.astype(str).map({v: i for i, v in enumerate(levels)}).to_numpy(float)
+        positions.append(index / max(len(levels) - 1, 1))
+        labels.append((column, levels))
+    positions.append((scores - scores.min()) / max(np.ptp(scores), 1e-12))
+    grid = np.stack(positions, axis=1)
+    colours = plt.cm.viridis((scores - scores.min()) / max(np.ptp(scores), 1e-12))
+    for row, colour in zip(grid, colours):
+        axis.plot(range(grid.shape[1]), row, color=colour, alpha=0.8)
+    for x, (column, levels) in enumerate(labels):
+        axis.axvline(x, color="grey", lw=0.5)
+        for level_index, level in enumerate(levels):
+            axis.text(x, level_index / max(len(levels) - 1, 1), level, fontsize=7,
+                      ha="right", va="center")
+    axis.axvline(len(labels), color="grey", lw=0.5)
+    axis.set_xticks(range(grid.shape[1]), [c for c, _ in labels] + [objective], rotation=30)
+    axis.set_yticks([])
+    axis.set_title(f"Trials: hyperparameters against {objective} "
+                   f"({scores.min():.3f} - {scores.max():.3f})")
+    return _save(fig, path)
+
+
+def _natural(text: str):
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
