@@ -1,0 +1,34 @@
+import pytest
+
+import cnnkeras
+
+
+def test_lecture_cnn_shapes_and_parameters_from_the_notes():
+    model = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
+    assert shapes["block1_conv"] == (26, 26, 25)
+    assert shapes["block1_pool"] == (13, 13, 25)
+    assert shapes["block2_conv"] == (11, 11, 50)
+    assert shapes["block2_pool"] == (5, 5, 50)
+    assert shapes["flatten"] == (1250,)
+    assert shapes["fc1"] == (100,)
+    assert shapes["predictions"] == (10,)
+    assert model.count_params() == 137_660
+
+
+def test_lecture_cnn_options_change_the_geometry():
+    model = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10,
+                           filters=(8, 16, 32), kernel_sizes=(3, 3, 3), strides=1,
+                           paddings="same", batch_norm=True)
+    assert model.get_layer("block3_conv").output.shape[1:] == (7, 7, 32)
+    assert model.get_layer("block2_bn") is not None
+
+
+def test_lecture_cnn_geometry_error_names_the_layer():
+    with pytest.raises(ValueError, match=r"block1_conv: input 8x8: kernel_size=9"):
+        cnnkeras.build("lecture_cnn", input_shape=(8, 8, 1), num_classes=10, kernel_sizes=9)
+
+
+def test_lecture_cnn_per_block_option_length_is_checked():
+    with pytest.raises(ValueError, match=r"strides needs one value per conv block \(2\)"):
+        cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10, strides=(1, 1, 1))
