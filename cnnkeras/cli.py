@@ -36,12 +36,10 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", help="float32, auto, mixed_float16, mixed_bfloat16")
 
 
-def resolve_config(experiment: str, args, **fields):
-    """The named experiment with CLI flags and --set overrides applied (flags first)."""
-    import experiments
+def resolve_config(config, args, **fields):
+    """``config`` with CLI flags and --set overrides applied (flags first)."""
     from cnnkeras.config import apply_overrides
 
-    config = experiments.get(experiment)
     pairs = [f"{key}={value}" for key, value in fields.items() if value is not None]
     for flag, key in (("strategy", "runtime.strategy"), ("precision", "runtime.precision")):
         if getattr(args, flag, None):
@@ -73,20 +71,21 @@ def _train(sub):
 
     def handler(args):
         import experiments
+        from cnnkeras.config import ModelConfig
         from cnnkeras.training import train_experiment
 
         if not args.architecture and not args.experiment:
             raise ValueError("Name an architecture or --experiment. See `cnnkeras list`.")
+        base = experiments.get(args.experiment or experiments.DEFAULT)
+        if not args.experiment:  # a bare architecture: its own defaults, its own input size
+            base = dataclasses.replace(
+                base, name="cnnkeras-train", model=ModelConfig(args.architecture),
+                data=dataclasses.replace(base.data, image_size=None, channels=None))
         config = resolve_config(
-            args.experiment or experiments.DEFAULT, args,
+            base, args,
             **{"model.architecture": args.architecture, "data.dataset": args.dataset,
                "train.epochs": args.epochs, "train.batch_size": args.batch_size,
                "data.data_dir": args.data_dir})
-        if not args.experiment:
-            config = dataclasses.replace(config, name="cnnkeras-train")
-        if args.architecture and not args.experiment:
-            config = dataclasses.replace(config, model=dataclasses.replace(
-                config.model, options={}))
         result = train_experiment(config, start_runtime(config))
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
         print(f"test: {metrics}\nmodel: {result.model_path}\nMLflow run: {result.run_id}")
@@ -110,7 +109,7 @@ def _tune(sub):
         from tuning.search import run_search
 
         config = resolve_config(
-            args.experiment or experiments.DEFAULT, args,
+            experiments.get(args.experiment or experiments.DEFAULT), args,
             **{"tune.tuner": args.tuner, "tune.max_trials": args.max_trials,
                "data.dataset": args.dataset, "train.epochs": args.epochs})
         run_search(config, start_runtime(config))

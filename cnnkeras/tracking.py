@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -36,6 +37,8 @@ def tracking_uri() -> str:
 
 
 def client() -> MlflowClient:
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # schema set-up chatter
     mlflow.set_tracking_uri(tracking_uri())
     return MlflowClient(tracking_uri())
 

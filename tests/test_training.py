@@ -1,0 +1,109 @@
+"""`cnnkeras train` end to end on the embedded digits, and what lands in MLflow."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from cnnkeras import tracking
+from cnnkeras.cli import main
+
+
+def only_run(uri, experiment="cnnkeras-train"):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    return client, exp, runs[0]
+
+
+def artifact_paths(client, run_id, path=None):
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found.extend(artifact_paths(client, run_id, item.path) if item.is_dir else [item.path])
+    return found
+
+
+def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys):
+    code = main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
+                 "--set", "runtime.verbose=0"])
+    assert code == 0
+    client, exp, run = only_run(tracking_store)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "lecture_cnn digits"
+    params = run.data.params
+    assert params["model.architecture"] == "lecture_cnn"
+    assert params["train.epochs"] == "1"
+    assert params["parameters"] == "137660"
+    assert params["data.size.train"] == "1257"
+    assert params["data.skipped_files"] == "0"
+    metrics = run.data.metrics
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"} <= set(metrics)
+    assert metrics["test_accuracy"] > 0.5  # one epoch on digits already learns
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 1
+    assert set(artifact_paths(client, run.info.run_id)) >= {
+        "config.json", "model_summary.txt", "plots/learning_curves.png",
+        "plots/confusion_matrix.png", "model/model.keras"}
+    assert "test: accuracy" in capsys.readouterr().out
+
+
+def test_a_crash_inside_a_run_ends_it_failed_with_one_line(tracking_store, capsys):
+    code = main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
+                 "--set", "model.options.kernel_sizes=29", "--set", "runtime.verbose=0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "block1_conv: input 28x28: kernel_size=29" in lines[0]
+    _, _, run = only_run(tracking_store)
+    assert run.info.status == "FAILED"
+    assert "kernel_size=29" in run.data.tags["cnnkeras.error"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "lenet0", "--dataset", "digits"], "Unknown architecture 'lenet0'. Known"),
+    (["train", "lecture_cnn", "--dataset", "imagenet"], "Unknown dataset spec 'imagenet'"),
+    (["train", "lecture_cnn", "--set", "train.epoch=1"], "Unknown config key 'train.epoch'"),
+])
+def test_user_mistakes_are_one_line_and_exit_2(tracking_store, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and message in lines[0]
+
+
+def wait_for_running_run(uri, timeout=90):
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exp = client.get_experiment_by_name("cnnkeras-train")
+        if exp:
+            runs = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+            if runs and client.get_metric_history(runs[0].info.run_id, "loss"):
+                return client, exp, runs[0]
+        time.sleep(0.5)
+    raise AssertionError("no training run reached its first epoch")
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, "KILLED"), (signal.SIGKILL, "KILLED")])
+def test_interrupted_runs_never_stay_running(tracking_store, sig, status):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnkeras", "train", "lecture_cnn", "--dataset", "digits",
+         "--epochs", "200", "--set", "runtime.verbose=0"],
+        env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client, exp, run = wait_for_running_run(tracking_store)
+        process.send_signal(sig)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    if sig == signal.SIGKILL:  # nothing ran at exit: the next start cleans up
+        assert client.get_run(run.info.run_id).info.status == "RUNNING"
+        assert tracking.end_orphaned_runs(exp.experiment_id) == [run.info.run_id]
+    assert client.get_run(run.info.run_id).info.status == status
