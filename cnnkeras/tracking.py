@@ -88,7 +88,8 @@ def end_orphaned_runs(exp_id: str) -> list[str]:
         pid = int(tags[PID_TAG])
         if pid != os.getpid() and not _alive(pid):
             mlflow_client.set_terminated(run.info.run_id, status="KILLED")
-            mlflow_client.set_tag(run.info.run_id, "cnnkeras.ended_by", "cleanup after process died")
+            mlflow_client.set_tag(run.info.run_id, "cnnkeras.ended_by",
+                                  "cleanup after process died")
             ended.append(run.info.run_id)
     return ended
 

@@ -24,7 +24,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path) -> Path:
     """Loss and each metric per epoch, training against validation, one panel each."""
     names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
-    for axis, name in zip(axes[0], names):
+    for axis, name in zip(axes[0], names, strict=True):
         epochs = np.arange(1, len(history[name]) + 1)
         axis.plot(epochs, history[name], marker="o", label="train")
         if f"val_{name}" in history:
@@ -80,9 +80,9 @@ def plot_parallel_coordinates(table, objective: str, path, *, exclude=()) -> "Pa
     positions.append((scores - scores.min()) / max(np.ptp(scores), 1e-12))
     grid = np.stack(positions, axis=1)
     colours = plt.cm.viridis((scores - scores.min()) / max(np.ptp(scores), 1e-12))
-    for row, colour in zip(grid, colours):
+    for row, colour in zip(grid, colours, strict=True):
         axis.plot(range(grid.shape[1]), row, color=colour, alpha=0.8)
-    for x, (column, levels) in enumerate(labels):
+    for x, (_, levels) in enumerate(labels):
         axis.axvline(x, color="grey", lw=0.5)
         for level_index, level in enumerate(levels):
             axis.text(x, level_index / max(len(levels) - 1, 1), level, fontsize=7,

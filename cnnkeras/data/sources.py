@@ -96,7 +96,8 @@ def from_arrays(images, labels, class_names, plan: SplitPlan, *, test=None) -> S
     datasets = [tf.data.Dataset.from_tensor_slices(split) for split in splits]
     return Source(
         *datasets,
-        sizes={name: len(y) for name, (_, y) in zip(("train", "validation", "test"), splits)},
+        sizes={name: len(y)
+               for name, (_, y) in zip(("train", "validation", "test"), splits, strict=True)},
         class_names=tuple(class_names),
         channels=int(images.shape[-1]),
     )
@@ -214,7 +215,7 @@ def load_tfds(name: str, plan: SplitPlan, data_dir: Optional[str]) -> Source:
     if plan.limit:
         datasets = [ds.take(plan.limit) for ds in datasets]
     sizes = {}
-    for key, ds, split in zip(("train", "validation", "test"), datasets, split_names):
+    for key, ds, split in zip(("train", "validation", "test"), datasets, split_names, strict=True):
         count = int(ds.cardinality())
         sizes[key] = count if count >= 0 else info.splits[split].num_examples
     label = info.features["label"]
@@ -239,7 +240,8 @@ def scan_folder(directory: Path):
     """Class names, readable files and labels, and the skipped files of a class-folder tree."""
     if not directory.is_dir():
         raise ValueError(f"Image folder {str(directory)!r} does not exist or is not a directory.")
-    classes = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(
+        p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise ValueError(
             f"Image folder {str(directory)!r} needs one sub-folder per class and at least two "
@@ -273,8 +275,9 @@ def load_folder(directory: str, plan: SplitPlan) -> Source:
     """One sub-folder per class of images; unreadable files are named in a warning and skipped."""
     classes, paths, labels, skipped = scan_folder(Path(directory).expanduser())
     parts = split_indices(labels, (plan.validation_fraction, plan.test_fraction), plan.seed)
-    if plan.limit:
-        parts = [p[: plan.limit] for p in parts]
+    if plan.limit:  # a seeded sample: the files are sorted by class, so no plain prefix
+        rng = np.random.default_rng(plan.seed)
+        parts = [np.sort(rng.permutation(p)[: plan.limit]) for p in parts]
     datasets = [
         tf.data.Dataset.from_tensor_slices((paths[p], labels[p])).map(
             decode_file, num_parallel_calls=tf.data.AUTOTUNE)
@@ -284,7 +287,8 @@ def load_folder(directory: str, plan: SplitPlan) -> Source:
         log.warning("Skipped %d unreadable file(s) in %s", len(skipped), directory)
     return Source(
         *datasets,
-        sizes={name: len(p) for name, p in zip(("train", "validation", "test"), parts)},
+        sizes={name: len(p)
+               for name, p in zip(("train", "validation", "test"), parts, strict=True)},
         class_names=tuple(classes),
         channels=3,
         skipped_files=skipped,
