@@ -210,9 +210,14 @@ def run_status(run_id: str) -> str:
 
 
 def disable_autolog() -> None:
-    """Keep MLflow's Keras/TF autologging out of cnnkeras' own runs."""
-    with contextlib.suppress(Exception):
-        mlflow.tensorflow.autolog(disable=True)
+    """Keep MLflow's Keras/TF autologging out of cnnkeras' own runs.
+
+    ``mlflow.autolog()`` switches on both flavours; each would open a run of its
+    own per ``fit`` (or log into whatever run is active), beside the tracked ones.
+    """
+    for flavour in ("tensorflow", "keras"):
+        with contextlib.suppress(Exception):
+            getattr(mlflow, flavour).autolog(disable=True)
 
 
 __all__ = [

@@ -26,11 +26,12 @@ def backup_oracle(project: Path) -> None:
     """Copy a parseable oracle.json aside, atomically."""
     source = project / ORACLE
     try:
-        json.loads(source.read_text())
+        text = source.read_text()
+        json.loads(text)
     except (OSError, ValueError):
         return
-    temporary = project / (BACKUP + ".tmp")
-    shutil.copyfile(source, temporary)
+    temporary = project / f"{BACKUP}.{os.getpid()}.tmp"
+    temporary.write_text(text)  # the text that parsed, not a second read of a moving file
     os.replace(temporary, project / BACKUP)
 
 
@@ -113,9 +114,10 @@ def log_summary(summary: Summary, parent: tracking.Run) -> None:
         parent.log_artifact(csv)
         completed = summary.trials[summary.trials["status"] == "COMPLETED"]
         if len(completed):
+            bookkeeping = [c for c in completed.columns if c.startswith("tuner/")]
             plot = viz.plot_parallel_coordinates(
                 completed, summary.objective, folder / "parallel_coordinates.png",
-                exclude=("trial_id", "status", "score", "reason", "run_id"))
+                exclude=("trial_id", "status", "score", "reason", "run_id", *bookkeeping))
             parent.log_artifact(plot, "plots")
     if summary.best_run_id:
         parent.set_tags({"best_trial_id": summary.best_trial_id,

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -24,17 +25,17 @@ import keras_tuner as kt
 import tensorflow as tf
 from keras_tuner.errors import FailedTrialError
 from keras_tuner.src import config as kt_config
-from keras_tuner.src.distribute import utils as dist_utils
 
 from cnnkeras import distribute, tracking, training
 from cnnkeras.analysis import GeometryError
-from cnnkeras.config import ExperimentConfig, flatten
-from tuning import report
-from tuning.spaces import SPACES
+from cnnkeras.config import ExperimentConfig, ModelConfig, flatten
+from tuning import distributed, report
+from tuning.spaces import SPACES, architecture_of
 
 SEARCH_TAG = "cnnkeras.search_dir"
 TRIAL_TAG = "trial_id"
 EXECUTION_TAG = "execution"
+CONTINUES_TAG = "continues_trial"  # Hyperband: the trial whose weights this one trains on
 PARENT_WAIT_SECONDS = 120
 
 
@@ -73,9 +74,13 @@ class SearchTracker:
         })
 
     def trial_run(self, trial) -> tracking.Run:
-        tags = {TRIAL_TAG: trial.trial_id}
-        if os.environ.get("KERASTUNER_TUNER_ID"):
-            tags["tuner_id"] = os.environ["KERASTUNER_TUNER_ID"]
+        """The trial's run: created on its first attempt, reopened when it is re-run."""
+        tags = {TRIAL_TAG: trial.trial_id, "trial_status": "RUNNING"}
+        if distributed.role():
+            tags["tuner_id"] = os.environ[distributed.TUNER_ID]
+        values = trial.hyperparameters.values
+        if "tuner/trial_id" in values:
+            tags[CONTINUES_TAG] = values["tuner/trial_id"]
         run = self.child({TRIAL_TAG: trial.trial_id}, f"{self.prefix} trial {trial.trial_id}",
                          self.parent.run_id)
         run.set_tags(tags)
@@ -104,8 +109,29 @@ def log_histories(run: tracking.Run, histories, objective: str) -> None:
     run.log_metrics({**finals, **bests, "epochs_run": len(histories[0][objective])})
 
 
+def trial_config(space, trial, base: ExperimentConfig) -> ExperimentConfig:
+    """The config a trial trains: its space's, with Hyperband's epoch budget when it sets one."""
+    config = space(trial.hyperparameters, base)
+    epochs = trial.hyperparameters.values.get("tuner/epochs")
+    if epochs:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                       epochs=int(epochs)))
+    return config
+
+
+def failure_reason(err: Exception) -> str:
+    """What a FAILED trial's run shows: the message, with the error type unless it is ours."""
+    text = str(err) if isinstance(err, FailedTrialError) else f"{type(err).__name__}: {err}"
+    return text[:5000]
+
+
 class TrackedTuner:
-    """Mixed into a KerasTuner tuner: MLflow runs around trials, and a safe oracle file."""
+    """Mixed into a KerasTuner tuner: MLflow runs around trials, and a safe oracle file.
+
+    Under Hyperband a trial trains from ``tuner/initial_epoch`` to ``tuner/epochs``
+    (continuing the weights of trial ``tuner/trial_id``); its per-epoch metrics
+    are logged at those absolute epochs, so curves of successive rounds line up.
+    """
 
     tracker: SearchTracker
 
@@ -113,17 +139,26 @@ class TrackedTuner:
         run = self.tracker.trial_run(trial)
         self._trial_run, self._execution = run, 0
         with tracking.active(run):
-            run.log_params({**flatten(self.hypermodel.space(trial.hyperparameters,
-                                                            self.tracker.config)),
+            run.log_params({**flatten(trial_config(self.hypermodel.space, trial,
+                                                   self.tracker.config)),
                             **trial.hyperparameters.values})
             try:
                 histories = super().run_trial(trial, *args, **kwargs)
-            except FailedTrialError as err:
-                run.set_tags({"trial_status": "FAILED", "failure_reason": str(err)[:5000]})
+            except Exception as err:
+                run.set_tags({"trial_status": "FAILED", "failure_reason": failure_reason(err)})
                 raise
             log_histories(run, histories, self.oracle.objective.name)
             run.set_tags({"trial_status": "COMPLETED"})
         return histories
+
+    def _try_build(self, hp):
+        model = super()._try_build(hp)
+        self._trial_run.log_params({"parameters": model.count_params()})
+        return model
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        report.backup_oracle(Path(self.project_dir))
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         self._execution += 1
@@ -146,7 +181,17 @@ TUNER_CLASSES = {
 }
 
 
+def bayesian_initial_points(max_trials: int) -> int:
+    """Random trials before the Gaussian process takes over: a third of the budget.
+
+    KerasTuner's default, three per hyperparameter (39 for the lecture space),
+    would leave a budget of a dozen or so trials purely random.
+    """
+    return max(2, max_trials // 3)
+
+
 def make_tuner(config: ExperimentConfig, hypermodel, strategy) -> kt.Tuner:
+    """The configured tuner; ``strategy`` is passed on when it spans several replicas."""
     tune = config.tune
     common = dict(
         hypermodel=hypermodel, objective=tune.objective, directory=tune.directory,
@@ -158,16 +203,20 @@ def make_tuner(config: ExperimentConfig, hypermodel, strategy) -> kt.Tuner:
     if tune.tuner == "hyperband":
         return TUNER_CLASSES["hyperband"](max_epochs=tune.hyperband_max_epochs, factor=3,
                                           **common)
+    if tune.tuner == "bayesian":
+        common["num_initial_points"] = bayesian_initial_points(tune.max_trials)
     return TUNER_CLASSES[tune.tuner](max_trials=tune.max_trials, **common)
 
 
 def parent_run(config: ExperimentConfig, exp_id: str, search_dir: str) -> tracking.Run:
     """The search's parent run: reopened when this search ran before, else created.
 
-    A worker in chief/worker mode waits for the chief to create it.
+    A worker in chief/worker mode waits for the chief to create (or reopen) it.
     """
     query = f"tags.`{SEARCH_TAG}` = '{search_dir}'"
-    worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
+    worker = distributed.role() == "worker"
+    if worker:
+        query += " and attributes.status = 'RUNNING'"
     deadline = time.monotonic() + (PARENT_WAIT_SECONDS if worker else 0)
     while True:
         found = tracking.find_runs(exp_id, query, max_results=1)
@@ -194,36 +243,50 @@ class SearchResult:
 
 def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
                *, verbose: Optional[int] = None) -> SearchResult:
-    """Run (or resume) the search ``config`` describes; returns the parent run and summary."""
+    """Run (or resume) the search ``config`` describes; returns the parent run and summary.
+
+    In chief/worker mode (``KERASTUNER_*`` set) the chief serves the oracle and
+    writes the summary, and a worker runs trials and returns no summary.
+    """
     strategy = strategy or tf.distribute.get_strategy()
     space = SPACES.get(config.tune.space)
+    architecture = architecture_of(space, config)
+    if architecture != config.model.architecture:  # e.g. --set tune.space=resnet18
+        config = dataclasses.replace(config, model=ModelConfig(architecture))
     kt_config.DEBUG = False  # a rejected trial is reported in one line, not a traceback
+    # Hyperband continues a trial from its weights file, which holds no optimizer state yet.
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
     datasets = training.load_data(config, distribute.global_batch_size(config.train.batch_size,
                                                                       strategy))
     exp_id = tracking.experiment_id(config.mlflow_experiment)
     project = Path(config.tune.directory).resolve() / config.name
-    is_worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
-    if config.tune.overwrite and not is_worker:
-        shutil.rmtree(project, ignore_errors=True)
-    report.restore_oracle(project)
+    role = distributed.role()
+    if role != "worker":
+        if config.tune.overwrite:
+            shutil.rmtree(project, ignore_errors=True)
+        report.restore_oracle(project)
     parent = parent_run(config, exp_id, str(project))
     hypermodel = CnnHyperModel(space, config, datasets.input_shape, datasets.num_classes)
     tuner = make_tuner(dataclasses.replace(config, tune=dataclasses.replace(
         config.tune, overwrite=False, directory=str(project.parent))), hypermodel, strategy)
     tuner.tracker = SearchTracker(config, exp_id, parent)
-    if is_worker:
-        tuner.search(datasets.train, validation_data=datasets.validation,
-                     epochs=config.train.epochs, verbose=config.runtime.verbose)
+    fit_args = dict(x=datasets.train, validation_data=datasets.validation,
+                    epochs=config.train.epochs, shuffle=False,  # the pipeline shuffles
+                    verbose=config.runtime.verbose if verbose is None else verbose)
+    if role == "worker":
+        tuner.search(**fit_args)
+        print(f"Worker {tuner.tuner_id} done; its trials are under MLflow run {parent.run_id}.")
         return SearchResult(parent.run_id, exp_id, None)
     with tracking.active(parent):
-        parent.log_params({**flatten(config), **{f"data.size.{k}": v
-                                                 for k, v in datasets.sizes.items()}})
+        parent.log_params({**flatten(config), "replicas": strategy.num_replicas_in_sync,
+                           **{f"data.size.{k}": v for k, v in datasets.sizes.items()}})
         parent.log_dict(json.loads(json.dumps(flatten(config), default=str)), "config.json")
-        tuner.search(datasets.train, validation_data=datasets.validation,
-                     epochs=config.train.epochs,
-                     verbose=config.runtime.verbose if verbose is None else verbose)
+        if role == "chief":
+            distributed.serve(tuner, verbose=fit_args["verbose"])
+        else:
+            tuner.search(**fit_args)
         summary = report.summarize(tuner.oracle, exp_id, parent, config)
     report.print_summary(summary, exp_id)
     return SearchResult(parent.run_id, exp_id, summary)

@@ -49,3 +49,16 @@ def lecture_cnn(hp, base: ExperimentConfig) -> ExperimentConfig:
         batch_norm=hp.Boolean("batch_norm"),
     )
     return training_knobs(hp, config)
+
+
+@SPACES.register("training")
+def training(hp, base: ExperimentConfig) -> ExperimentConfig:
+    """Any architecture as configured (``model.architecture``, its options): lr and optimizer."""
+    return training_knobs(hp, base)
+
+
+def architecture_of(space: Space, base: ExperimentConfig) -> str:
+    """The architecture ``space`` builds from ``base`` (at its default hyperparameters)."""
+    import keras_tuner as kt
+
+    return space(kt.HyperParameters(), base).model.architecture
