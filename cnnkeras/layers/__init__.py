@@ -8,3 +8,17 @@ from cnnkeras.layers.nn_conv import (  # noqa: F401
     NNDepthwiseConv2D,
     NNSeparableConv2D,
 )
+from cnnkeras.layers.lenet import (  # noqa: F401
+    ConnectionTableConv2D,
+    DigitBitmaps,
+    EuclideanRBF,
+    ScaledTanh,
+    Subsampling2D,
+)
+from cnnkeras.layers.lrn import LocalResponseNormalization  # noqa: F401
+from cnnkeras.layers.pooling import (  # noqa: F401
+    POOLING_KINDS,
+    DepthwiseMaxPooling2D,
+    L2Pooling2D,
+    pooling_layer,
+)

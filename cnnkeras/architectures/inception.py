@@ -1,0 +1,73 @@
+"""Inception v3 (Szegedy et al., 2015): ``keras.applications.InceptionV3`` behind ``build``.
+
+``weights``:
+
+- ``None`` (default): random initialisation;
+- a path to a weights file (``.weights.h5``, e.g. saved by ``model.save_weights``
+  from a model built with the same input channels and ``num_classes``): loaded
+  after building; a path that does not exist raises ``ValueError``;
+- ``"imagenet"``: Keras' ImageNet weights (downloaded on first use). With
+  ``num_classes=1000`` the whole ImageNet model; with any other number the
+  ImageNet convolutional base (``include_top=False``) under a new global average
+  pool and a fresh ``predictions`` layer of ``num_classes``, i.e. transfer
+  learning. ImageNet weights need 3 input channels.
+
+23,851,784 parameters at 299x299x3 for 1000 classes. The smallest input is
+75x75; layer names are those ``keras.applications`` gives (``conv2d_12``,
+``mixed5``, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import keras
+from keras import layers
+
+from cnnkeras.registry import ARCHITECTURES
+
+MIN_SIZE = 75
+
+
+def check_weights(weights, input_shape) -> Optional[Path]:
+    """Validate ``weights``; return the file to load afterwards, if any."""
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        if input_shape[-1] != 3:
+            raise ValueError(f"weights='imagenet' needs 3 input channels. "
+                             f"Received: input_shape={tuple(input_shape)}")
+        return None
+    if not isinstance(weights, (str, Path)):
+        raise ValueError(f"weights must be None, 'imagenet' or a path to a weights file. "
+                         f"Received: weights={weights!r}")
+    path = Path(weights)
+    if not path.is_file():
+        raise ValueError(f"weights file {str(path)!r} does not exist. Valid values: None, "
+                         f"'imagenet' or the path of a saved weights file.")
+    return path
+
+
+@ARCHITECTURES.register("inception_v3", small_input_shape=(75, 75, 3))
+def inception_v3(input_shape=(299, 299, 3), num_classes: int = 1000, *,
+                 weights: Union[None, str, Path] = None) -> keras.Model:
+    """Inception v3; see the module docstring for ``weights``."""
+    height, width = input_shape[:2]
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise ValueError(f"inception_v3 needs an input of at least {MIN_SIZE}x{MIN_SIZE}. "
+                         f"Received: input_shape={tuple(input_shape)}")
+    weights_file = check_weights(weights, input_shape)
+    if weights == "imagenet" and num_classes != 1000:
+        base = keras.applications.InceptionV3(
+            weights="imagenet", include_top=False, input_shape=tuple(input_shape))
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+        outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
+                               dtype="float32")(x)
+        return keras.Model(base.input, outputs, name="inception_v3")
+    model = keras.applications.InceptionV3(
+        weights="imagenet" if weights == "imagenet" else None, include_top=True,
+        input_shape=tuple(input_shape), classes=num_classes)
+    if weights_file is not None:
+        model.load_weights(weights_file)
+    return model

@@ -1,0 +1,126 @@
+"""ResNet-18/34/50/101/152 (He, Zhang, Ren, Sun, 2015), one builder over a stage table.
+
+Stem: 7x7/2 conv 64, BN, ReLU, 3x3/2 max pool; then four stages (``conv2`` to
+``conv5``) of residual units with 64, 128, 256, 512 filters, the first unit of
+stages 3-5 striding by 2; then global average pooling and ``predictions``.
+
+- basic unit (18, 34): 3x3 conv -> BN -> ReLU -> 3x3 conv -> BN, plus the shortcut;
+- bottleneck unit (50, 101, 152): 1x1 (filters) -> 3x3 (filters) -> 1x1 (4 x
+  filters), the stride on the first 1x1 as in the paper's released models.
+
+A shortcut is the identity, or a 1x1 convolution + BN (the paper's option B)
+where the shape changes. Layer names follow ``keras.applications``
+(``conv3_block2_1_conv``, ``conv4_block1_0_bn``, ...).
+
+Trainable parameters at 224x224x3, 1000 classes: resnet18 11,689,512; resnet34
+21,797,672 (the 21.8M usually quoted); resnet50 25,557,032; resnet101
+44,549,160; resnet152 60,192,808 (60.2M). ``count_params()`` also counts BN's
+moving means and variances (non-trainable): 11,699,112; 21,814,696;
+25,610,152; 44,654,504; 60,344,232. Convolutions have no bias by default, since
+the BN after each one makes it redundant. ``conv_bias=True`` adds them, as
+``keras.applications`` does, and then resnet50 and resnet152 have exactly the
+parameters of ``keras.applications.ResNet50/152(weights=None)`` (25,636,712 and
+60,419,944 in all), with the same layer names and weight shapes, so those
+weights load by layer name. Any input from 32x32 works.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from cnnkeras.registry import ARCHITECTURES
+
+BN_EPSILON = 1.001e-5
+STAGE_FILTERS = (64, 128, 256, 512)
+
+# name: (unit, units per stage)
+STAGES = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+    "resnet152": ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+def conv_bn(x, filters: int, kernel: int, *, stride: int = 1, use_bias: bool, name: str):
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="same" if kernel > 1 else "valid",
+                      use_bias=use_bias, name=f"{name}_conv")(x)
+    return layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+
+
+def shortcut(x, filters: int, *, stride: int, use_bias: bool, name: str):
+    """Identity when the shape is kept, else a strided 1x1 projection (``_0_conv``)."""
+    if stride == 1 and x.shape[-1] == filters:
+        return x
+    return conv_bn(x, filters, 1, stride=stride, use_bias=use_bias, name=f"{name}_0")
+
+
+def basic_unit(x, filters: int, *, stride: int = 1, use_bias: bool = False, name: str):
+    """Two 3x3 convolutions and a shortcut; ``filters`` out."""
+    short = shortcut(x, filters, stride=stride, use_bias=use_bias, name=name)
+    x = conv_bn(x, filters, 3, stride=stride, use_bias=use_bias, name=f"{name}_1")
+    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = conv_bn(x, filters, 3, use_bias=use_bias, name=f"{name}_2")
+    x = layers.Add(name=f"{name}_add")([short, x])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def bottleneck_unit(x, filters: int, *, stride: int = 1, use_bias: bool = False, name: str):
+    """1x1 reduce (strided), 3x3, 1x1 expand to 4 x ``filters``, and a shortcut."""
+    short = shortcut(x, 4 * filters, stride=stride, use_bias=use_bias, name=name)
+    x = conv_bn(x, filters, 1, stride=stride, use_bias=use_bias, name=f"{name}_1")
+    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = conv_bn(x, filters, 3, use_bias=use_bias, name=f"{name}_2")
+    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = conv_bn(x, 4 * filters, 1, use_bias=use_bias, name=f"{name}_3")
+    x = layers.Add(name=f"{name}_add")([short, x])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+UNITS = {"basic": basic_unit, "bottleneck": bottleneck_unit}
+
+
+def stem(x, *, use_bias: bool):
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = layers.Conv2D(64, 7, strides=2, use_bias=use_bias, name="conv1_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def build_resnet(variant: str, input_shape, num_classes: int, *, conv_bias: bool) -> keras.Model:
+    unit_kind, counts = STAGES[variant]
+    height, width = input_shape[:2]
+    if height < 32 or width < 32:
+        raise ValueError(f"{variant} downsamples by 32: it needs an input of at least 32x32. "
+                         f"Received: input_shape={tuple(input_shape)}")
+    unit = UNITS[unit_kind]
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = stem(inputs, use_bias=conv_bias)
+    for stage, (filters, count) in enumerate(zip(STAGE_FILTERS, counts), 2):
+        for index in range(1, count + 1):
+            stride = 2 if index == 1 and stage > 2 else 1
+            x = unit(x, filters, stride=stride, use_bias=conv_bias,
+                     name=f"conv{stage}_block{index}")
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
+                           dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=variant)
+
+
+def _register(variant: str):
+    def builder(input_shape=(224, 224, 3), num_classes: int = 1000, *,
+                conv_bias: bool = False) -> keras.Model:
+        return build_resnet(variant, input_shape, num_classes, conv_bias=conv_bias)
+
+    builder.__name__ = variant
+    builder.__doc__ = (f"{variant}: {STAGES[variant][0]} units {STAGES[variant][1]}; "
+                       "see the module docstring.")
+    ARCHITECTURES.add(variant, builder, small_input_shape=(32, 32, 3))
+    return builder
+
+
+resnet18, resnet34, resnet50, resnet101, resnet152 = (_register(v) for v in STAGES)

@@ -1,0 +1,79 @@
+"""ResNets: one stage table, golden parameter counts, and keras.applications equivalence."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import cnnkeras
+from cnnkeras.architectures.resnet import STAGES
+
+# (trainable, all incl. BN moving statistics) at 224x224x3, 1000 classes, no conv biases
+GOLDEN = {
+    "resnet18": (11_689_512, 11_699_112),
+    "resnet34": (21_797_672, 21_814_696),
+    "resnet50": (25_557_032, 25_610_152),
+    "resnet101": (44_549_160, 44_654_504),
+    "resnet152": (60_192_808, 60_344_232),
+}
+
+
+def trainable(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_resnet_parameter_counts(name):
+    model = cnnkeras.build(name, input_shape=(224, 224, 3), num_classes=1000)
+    assert (trainable(model), model.count_params()) == GOLDEN[name]
+    units = sum(STAGES[name][1])
+    assert sum(layer.name.endswith("_add") for layer in model.layers) == units
+    assert tuple(model.get_layer(f"conv5_block{STAGES[name][1][-1]}_out").output.shape[1:3]) \
+        == (7, 7)
+
+
+def test_resnet34_and_152_are_the_papers_stage_tables():
+    assert STAGES["resnet34"] == ("basic", (3, 4, 6, 3))
+    assert STAGES["resnet152"] == ("bottleneck", (3, 8, 36, 3))
+    assert round(GOLDEN["resnet34"][0] / 1e6, 1) == 21.8
+    assert round(GOLDEN["resnet152"][0] / 1e6, 1) == 60.2
+
+
+def test_basic_unit_projects_only_where_the_shape_changes():
+    model = cnnkeras.build("resnet34", input_shape=(64, 64, 3), num_classes=10)
+    names = {layer.name for layer in model.layers}
+    projections = sorted(n for n in names if n.endswith("_0_conv"))
+    assert projections == ["conv3_block1_0_conv", "conv4_block1_0_conv", "conv5_block1_0_conv"]
+    assert model.get_layer("conv3_block1_0_conv").strides == (2, 2)
+
+
+def test_resnet50_with_conv_bias_equals_keras_applications_weight_for_weight():
+    ours = cnnkeras.build("resnet50", input_shape=(32, 32, 3), num_classes=7, conv_bias=True)
+    reference = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=7)
+    assert ours.count_params() == reference.count_params() == 23_602_055
+    for layer in reference.layers:
+        if layer.weights:
+            ours.get_layer(layer.name).set_weights(layer.get_weights())
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(reference(x)), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_resnet50_with_conv_bias_at_224_has_keras_applications_count():
+    model = cnnkeras.build("resnet50", input_shape=(224, 224, 3), num_classes=1000,
+                           conv_bias=True)
+    assert model.count_params() == 25_636_712  # keras.applications.ResNet50(weights=None)
+
+
+@pytest.mark.slow
+def test_resnet152_with_conv_bias_has_keras_applications_count():
+    model = cnnkeras.build("resnet152", input_shape=(224, 224, 3), num_classes=1000,
+                           conv_bias=True)
+    reference = keras.applications.ResNet152(weights=None)
+    assert model.count_params() == reference.count_params() == 60_419_944
+
+
+def test_resnet_rejects_inputs_below_32():
+    with pytest.raises(ValueError, match="at least 32x32"):
+        cnnkeras.build("resnet18", input_shape=(16, 16, 3), num_classes=10)
