@@ -29,7 +29,7 @@ class TrainResult:
 def model_input_shape(config: ExperimentConfig) -> tuple:
     """(height, width, channels) the data is fitted to: the config's, else the architecture's."""
     default = cnnkeras.default_input_shape(config.model.architecture)
-    size = tuple(config.data.image_size or default[:2])
+    size = tuple(config.data.image_size or default[-3:-1])  # (frames, h, w, c) clips: h, w
     channels = config.data.channels or default[-1]
     return (*size, channels)
 
@@ -56,15 +56,28 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 
 
 def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float,
-                  jit_compile: bool = False) -> keras.Model:
+                  jit_compile: bool = False, metrics=None) -> keras.Model:
     """Sparse categorical cross-entropy and accuracy, the classifier default."""
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        metrics=list(metrics or ["accuracy"]),
         jit_compile=jit_compile,
     )
     return model
+
+
+def task_metrics(architecture: str, num_classes: int) -> list:
+    """Accuracy; a ``task="segmentation"`` architecture adds per-pixel mean IoU.
+
+    Its targets are (h, w) integer masks, so the loss and accuracy apply per pixel.
+    """
+    from cnnkeras.registry import ARCHITECTURES
+
+    if ARCHITECTURES.metadata(architecture).get("task") == "segmentation":
+        return ["accuracy", keras.metrics.MeanIoU(num_classes, sparse_y_pred=False,
+                                                  name="mean_iou")]
+    return ["accuracy"]
 
 
 def build_model(config: ExperimentConfig, input_shape, num_classes: int) -> keras.Model:
@@ -72,7 +85,8 @@ def build_model(config: ExperimentConfig, input_shape, num_classes: int) -> kera
                            num_classes=num_classes, **dict(config.model.options))
     return compile_model(model, optimizer=config.train.optimizer,
                          learning_rate=config.train.learning_rate,
-                         jit_compile=config.runtime.jit_compile)
+                         jit_compile=config.runtime.jit_compile,
+                         metrics=task_metrics(config.model.architecture, num_classes))
 
 
 def predict_labels(model: keras.Model, dataset: tf.data.Dataset):

@@ -27,3 +27,4 @@ def names() -> list[str]:
 
 
 from experiments import lecture  # noqa: E402,F401  (registers its experiments)
+from experiments import nn_variants  # noqa: E402,F401

@@ -62,3 +62,6 @@ def architecture_of(space: Space, base: ExperimentConfig) -> str:
     import keras_tuner as kt
 
     return space(kt.HyperParameters(), base).model.architecture
+
+
+from tuning import nn_variants  # noqa: E402,F401  (registers the tf.nn conv variants' spaces)

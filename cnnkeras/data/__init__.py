@@ -6,6 +6,8 @@ Specs, one string each:
 - ``mnist``, ``fashion_mnist``, ``cifar10``, ``tf_flowers``: tensorflow-datasets.
 - ``idx:DIR``: MNIST-format IDX files in DIR.
 - ``folder:DIR``: one sub-folder per class of images.
+- ``moving:SPEC``, ``segmentation:SPEC``: moving-digit clips or per-pixel masks
+  derived from SPEC's real images (``cnnkeras.data.derived``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Optional
 
 import tensorflow as tf
 
-from cnnkeras.data import pipeline, sources
+from cnnkeras.data import derived, pipeline, sources
 from cnnkeras.data.sources import DataWarning, Source, SplitPlan
 
-SPEC_FORMS = ("digits", *sources.TFDS_NAMES, "idx:DIR", "folder:DIR")
+SPEC_FORMS = ("digits", *sources.TFDS_NAMES, "idx:DIR", "folder:DIR", *derived.SPEC_FORMS)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ def load(
 
     ``batch_size`` is the global batch size (per-replica size times replicas).
     """
+    kind, _, inner = spec.partition(":")
+    if kind in derived.TRANSFORMS and inner:  # moving:SPEC, segmentation:SPEC
+        base = load(inner, image_size=image_size, channels=channels, batch_size=batch_size,
+                    plan=plan, data_dir=data_dir, fit=fit)
+        return derived.apply(kind, base, seed=plan.seed)
     source = load_source(spec, plan, data_dir)
     size = tuple(int(s) for s in image_size)
     common = dict(size=size, channels=channels, fit=fit, batch_size=batch_size)

@@ -1,0 +1,110 @@
+"""Dense prediction on the tf.nn convolution layers: one class per pixel.
+
+- ``atrous_segmenter``: a stack of ``NNAtrousConv2D`` with growing rates. Nothing
+  pools, so the output keeps the input's size while the receptive field grows
+  to ``receptive_field(kernel_sizes, rates)`` (31 pixels for 3x3 at rates
+  1, 2, 4, 8: a whole 28x28 digit).
+- ``transpose_decoder``: strided ``Conv2D`` encoder, then ``NNConv2DTranspose``
+  decoder blocks mirroring it back up to the input size.
+
+Both output ``(h, w, num_classes)`` softmax maps, registered with
+``task="segmentation"``: the targets are ``(h, w)`` integer masks (e.g. the
+``segmentation:SPEC`` masks, class 0 background and 1 + digit for the
+digit's pixels) and sparse categorical cross-entropy applies per pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import keras
+from keras import layers
+
+from cnnkeras.analysis import GeometryError
+from cnnkeras.architectures.nn_variants import activated, per_block_options
+from cnnkeras.layers import NNAtrousConv2D, NNConv2DTranspose
+from cnnkeras.registry import ARCHITECTURES
+
+IntOrSeq = Union[int, Sequence[int]]
+StrOrSeq = Union[str, Sequence[str]]
+
+
+def receptive_field(kernel_sizes: Sequence[int], rates: Sequence[int]) -> int:
+    """Receptive field of stacked stride-1 convs: 1 + sum((k - 1) * rate)."""
+    return 1 + sum((int(k) - 1) * int(r) for k, r in zip(kernel_sizes, rates, strict=True))
+
+
+def pixel_classifier(x, num_classes: int):
+    """1x1 conv to per-pixel softmax ``predictions``."""
+    return layers.Conv2D(num_classes, 1, activation="softmax", name="predictions",
+                         dtype="float32")(x)
+
+
+@ARCHITECTURES.register("atrous_segmenter", small_input_shape=(12, 12, 1), task="segmentation")
+def atrous_segmenter(
+    input_shape=(28, 28, 1), num_classes: int = 11, *, filters: IntOrSeq = 32,
+    kernel_sizes: IntOrSeq = 3, rates: IntOrSeq = (1, 2, 4, 8), batch_norm: bool = True,
+    dropout: float = 0.0,
+) -> keras.Model:
+    """Blocks ``block{i}``: atrous conv (rate ``rates[i]``, ``"same"``) -> (BN) -> ReLU.
+
+    One block per rate. ``tf.nn.atrous_conv2d`` has no stride and the padding is
+    ``"same"`` so every pixel keeps a prediction; the options that vary are
+    filters, kernel sizes and rates.
+    """
+    rates, options = per_block_options(rates, "rates", filters=filters,
+                                       kernel_sizes=kernel_sizes)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for index, (width, kernel, rate) in enumerate(
+        zip(options["filters"], options["kernel_sizes"], rates, strict=True), 1
+    ):
+        conv = NNAtrousConv2D(int(width), kernel, rate=int(rate), padding="same",
+                              use_bias=not batch_norm, name=f"block{index}_conv")
+        x = activated(x, conv, batch_norm=batch_norm, name=f"block{index}")
+    if dropout:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    return keras.Model(inputs, pixel_classifier(x, num_classes), name="atrous_segmenter")
+
+
+@ARCHITECTURES.register("transpose_decoder", small_input_shape=(12, 12, 1), task="segmentation")
+def transpose_decoder(
+    input_shape=(28, 28, 1), num_classes: int = 11, *, filters: IntOrSeq = (16, 32),
+    kernel_sizes: IntOrSeq = 3, strides: IntOrSeq = 2, paddings: StrOrSeq = "same",
+    batch_norm: bool = True,
+) -> keras.Model:
+    """Encoder ``enc{i}`` (Conv2D) and decoder ``dec{i}`` (NNConv2DTranspose), mirrored.
+
+    Decoder block i undoes encoder block i (same kernel, stride and padding) and
+    outputs encoder block i-1's width. The decoder must return the input size
+    exactly; settings whose sizes do not invert raise ``GeometryError``.
+    """
+    filters, options = per_block_options(filters, kernel_sizes=kernel_sizes, strides=strides,
+                                         paddings=paddings)
+    blocks = list(zip(filters, options["kernel_sizes"], options["strides"], options["paddings"],
+                      strict=True))
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x, sizes = inputs, [tuple(input_shape[:2])]
+    for index, (width, kernel, stride, padding) in enumerate(blocks, 1):
+        conv = layers.Conv2D(int(width), kernel, strides=stride, padding=padding,
+                             use_bias=not batch_norm, name=f"enc{index}_conv")
+        x = activated(x, conv, batch_norm=batch_norm, name=f"enc{index}")
+        sizes.append(tuple(x.shape[1:3]))
+    widths = (filters[0], *filters[:-1])
+    for index in range(len(blocks), 0, -1):
+        _, kernel, stride, padding = blocks[index - 1]
+        conv = NNConv2DTranspose(int(widths[index - 1]), kernel, strides=stride,
+                                 padding=padding, use_bias=not batch_norm,
+                                 name=f"dec{index}_convtranspose")
+        x = activated(x, conv, batch_norm=batch_norm, name=f"dec{index}")
+        sizes.append(tuple(x.shape[1:3]))
+    if sizes[-1] != sizes[0]:
+        path = " -> ".join("x".join(map(str, size)) for size in sizes)
+        raise GeometryError(
+            f"transpose_decoder: the decoder does not return the input size ({path}). "
+            f"Each encoder step must divide exactly: with padding='same' the stride divides "
+            f"the size, with 'valid' it divides (size - kernel) and kernel >= stride. "
+            f"Received: kernel_sizes={kernel_sizes!r}, strides={strides!r}, "
+            f"paddings={paddings!r}, input_shape={tuple(input_shape)!r}"
+        )
+    return keras.Model(inputs, pixel_classifier(x, num_classes), name="transpose_decoder")
