@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 import cnnkeras
-from cnnkeras import data, distribute, tracking, viz
+from cnnkeras import backup, data, distribute, tracking, viz
 from cnnkeras.config import ExperimentConfig, flatten, to_json
 
 
@@ -110,7 +110,7 @@ def run_name(config: ExperimentConfig, suffix: str = "") -> str:
 
 
 def callbacks_for(config: ExperimentConfig, run: tracking.Run) -> list:
-    callbacks = [run.callback()]
+    callbacks = [run.callback(), backup.fit_callback(backup.backup_dir(config))]
     if config.train.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             patience=config.train.early_stopping_patience, restore_best_weights=True))
@@ -131,21 +131,30 @@ def log_evaluation(run: tracking.Run, model, datasets: data.Datasets, history: d
 
 
 def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
-                     *, tags: Optional[dict] = None) -> TrainResult:
+                     *, tags: Optional[dict] = None, callbacks: tuple = ()) -> TrainResult:
     """Train ``config`` end to end: data, model under the strategy, fit, evaluate, save, log."""
     strategy = strategy or tf.distribute.get_strategy()
+    if distribute.is_multi_worker(strategy):  # fit fails there (keras-team/keras#20585)
+        from cnnkeras import multiworker
+
+        return multiworker.train_experiment(config, strategy, tags=tags, callbacks=callbacks)
     keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
     datasets = load_data(config, distribute.global_batch_size(config.train.batch_size, strategy))
     exp_id = tracking.experiment_id(config.mlflow_experiment)
-    run = tracking.create_run(exp_id, name=run_name(config), tags={
-        "architecture": config.model.architecture, "dataset": config.data.dataset,
-        "cnnkeras.kind": "train", **(tags or {})})
+    resumed = backup.fit_resume_epoch(backup.backup_dir(config))
+    run = backup.continue_run(backup.backup_dir(config), resumed) or tracking.create_run(
+        exp_id, name=run_name(config), tags={
+            "architecture": config.model.architecture, "dataset": config.data.dataset,
+            "cnnkeras.kind": "train", **(tags or {})})
+    backup.remember_run(backup.backup_dir(config), run.run_id)
+    run.set_tags({"cnnkeras.resumed_from_epoch": resumed})
     with tracking.active(run), tracking.artifact_dir() as folder:
         run.log_params(flatten(config))
         run.log_dict(json.loads(to_json(config)), "config.json")
         run.log_params({
             "replicas": strategy.num_replicas_in_sync,
+            "global_batch_size": distribute.global_batch_size(config.train.batch_size, strategy),
             "precision": keras.mixed_precision.global_policy().name,
             **{f"data.size.{k}": v for k, v in datasets.sizes.items()},
             "data.skipped_files": len(datasets.skipped_files),
@@ -158,7 +167,8 @@ def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.
         run.log_text(summary_text(model), "model_summary.txt")
         started = time.perf_counter()
         history = model.fit(datasets.train, validation_data=datasets.validation,
-                            epochs=config.train.epochs, callbacks=callbacks_for(config, run), shuffle=False,
+                            epochs=config.train.epochs, shuffle=False,
+                            callbacks=[*callbacks_for(config, run), *callbacks],
                             verbose=config.runtime.verbose).history
         seconds = time.perf_counter() - started
         run.log_metrics({"train_seconds": seconds,
