@@ -23,7 +23,8 @@ def test_inception_v3_loads_a_weights_file_it_saved(tmp_path):
     second = cnnkeras.build("inception_v3", input_shape=(75, 75, 3), num_classes=3,
                             weights=str(path))
     assert (second.get_layer("predictions").get_weights()[0] == 0.5).all()
-    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights(),
+                                                 strict=True))
 
 
 def test_inception_v3_rejects_a_missing_weights_file(tmp_path):

@@ -1,4 +1,4 @@
-"""Every registered architecture: builds at its small input, trains one step, names layers uniquely."""
+"""Every registered architecture: builds small, trains one step, names its layers uniquely."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_builds_at_small_input_and_takes_one_finite_train_step(name):
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
     assert model.output_shape[-1] == 3
-    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True)]
     assert any(changed), "one SGD step must move some weight"
 
 
@@ -45,4 +45,4 @@ def test_builds_at_small_input_and_takes_one_finite_train_step(name):
 def test_default_input_shape_is_at_least_the_small_one(name):
     paper, small = cnnkeras.default_input_shape(name), small_shape(name)
     assert len(paper) == len(small)
-    assert all(p >= s for p, s in zip(paper, small))
+    assert all(p >= s for p, s in zip(paper, small, strict=True))

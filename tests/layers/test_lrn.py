@@ -10,7 +10,7 @@ from cnnkeras.layers import LocalResponseNormalization
 
 
 def paper_lrn(a, k=2.0, n=5, alpha=1e-4, beta=0.75, alpha_over_size=True):
-    """b_i = a_i / (k + alpha' sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a_j^2)^beta, one channel at a time."""
+    """b_i = a_i / (k + alpha' sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a_j^2)^beta, per channel."""
     depth = a.shape[-1]
     scale = alpha / n if alpha_over_size else alpha
     out = np.empty_like(a)

@@ -1,0 +1,226 @@
+"""Course arithmetic: output sizes, tiling, layer table, FLOPs, memory, im2col, fc_to_conv."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cnnkeras
+from cnnkeras.analysis import (
+    GeometryError,
+    conv2d_im2col,
+    fc_to_conv,
+    im2col,
+    layer_table,
+    memory_report,
+    model_flops,
+    output_size,
+    tiles_evenly,
+    tiling_remainder,
+)
+
+# --- output size and tiling ------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,expected", [
+    ((227, 11, 4, 0), 55), ((224, 11, 4, 0), 54), ((224, 7, 2, 3), 112), ((28, 3), 26),
+    ((27, 5, 1, 2), 27), ((224, 3, 2, "same"), 112), ((13, 3, 2, "valid"), 6),
+    ((32, 3, 1, 0, 2), 28),
+])
+def test_output_size(args, expected):
+    assert output_size(*args) == expected
+
+
+def test_224_does_not_tile_with_alexnets_first_layer_but_227_does():
+    assert tiles_evenly(227, 11, 4, 0)
+    assert not tiles_evenly(224, 11, 4, 0) and tiling_remainder(224, 11, 4, 0) == 1
+    assert tiling_remainder(224, 11, 4, "same") == 0
+    assert output_size(224, 11, 4, 0) == 54  # the default rounds down, as TensorFlow does
+    with pytest.raises(GeometryError, match="remainder 1"):
+        output_size(224, 11, 4, 0, strict=True)
+    assert output_size(227, 11, 4, 0, strict=True) == 55
+
+
+def test_output_smaller_than_one_is_a_clear_error():
+    with pytest.raises(ValueError, match="output would be -1"):
+        output_size(5, 7)
+
+
+# --- layer table and FLOPs -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def alexnet_rows():
+    model = cnnkeras.build("alexnet", input_shape=(227, 227, 3), num_classes=1000)
+    return {row.name: row for row in layer_table(model)}, model
+
+
+def test_layer_table_receptive_fields_and_jumps_of_alexnet(alexnet_rows):
+    rows, _ = alexnet_rows
+    expected = {"conv1_conv": (11, 4), "conv1_pool": (19, 8), "conv2_conv": (51, 8),
+                "conv2_pool": (67, 16), "conv5_conv": (163, 16), "conv5_pool": (195, 32)}
+    got = {name: (rows[name].receptive_field[0], rows[name].jump[0]) for name in expected}
+    assert got == expected
+    assert rows["fc6"].receptive_field == (227, 227) and rows["fc6"].jump is None
+
+
+def test_layer_table_flops_params_and_activations_of_alexnet(alexnet_rows):
+    rows, model = alexnet_rows
+    conv1 = rows["conv1_conv"]
+    assert conv1.output_shape == (55, 55, 96) and conv1.params == 34_944
+    assert conv1.flops == 2 * 55 * 55 * 96 * 11 * 11 * 3  # 105,415,200 multiply-adds
+    assert conv1.activations == 290_400
+    assert rows["fc6"].flops == 2 * 9216 * 4096
+    assert sum(row.params for row in rows.values()) == model.count_params()
+    assert model_flops(model) == 2_270_512_192
+
+
+def test_dilation_widens_the_receptive_field():
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.Conv2D(1, 3, dilation_rate=2, name="dilated")(inputs)
+    x = keras.layers.Conv2D(1, 3, strides=2, name="strided")(x)
+    rows = {row.name: row for row in layer_table(keras.Model(inputs, x))}
+    assert rows["dilated"].receptive_field == (5, 5) and rows["dilated"].jump == (1, 1)
+    assert rows["strided"].receptive_field == (7, 7) and rows["strided"].jump == (2, 2)
+
+
+def test_branches_take_the_widest_receptive_field():
+    model = cnnkeras.build("googlenet", input_shape=(224, 224, 3), num_classes=1000)
+    rows = {row.name: row for row in layer_table(model)}
+    branch_fields = [rows[f"inception3a_{b}_relu"].receptive_field[0]
+                     for b in ("1x1", "3x3", "5x5", "pool_proj")]
+    assert rows["inception3a_output"].receptive_field[0] == max(branch_fields)
+    assert branch_fields[2] - branch_fields[0] == 4 * 8  # a 5x5 on a jump of 8
+    assert 3.0e9 < model_flops(model) < 3.3e9  # the paper's ~1.5 billion multiply-adds
+
+
+def test_two_towers_halve_the_grouped_convolutions_flops():
+    flops = [
+        {row.name: row.flops for row in layer_table(cnnkeras.build(
+            "alexnet", input_shape=(67, 67, 3), num_classes=2, groups=groups, fc_units=8))}
+        for groups in (1, 2)
+    ]
+    assert [flops[1][f"conv{i}_conv"] * 2 for i in (2, 4, 5)] == [
+        flops[0][f"conv{i}_conv"] for i in (2, 4, 5)]
+    assert flops[1]["conv3_conv"] == flops[0]["conv3_conv"]
+
+
+def test_lenet5_table_counts_the_connection_table_and_rbf():
+    rows = {r.name: r for r in layer_table(cnnkeras.build("lenet5", input_shape=(32, 32, 1),
+                                                          num_classes=10))}
+    assert rows["c3_conv"].flops == 2 * 10 * 10 * 25 * 60
+    assert rows["rbf"].flops == 2 * 84 * 10
+    assert rows["c5_conv"].receptive_field == (32, 32)
+
+
+# --- memory: the worked exercise ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exercise():
+    """Three 3x3 stride-2 SAME convolutions with 100, 200, 400 maps on 200x300x3 images."""
+    inputs = keras.Input((200, 300, 3))
+    x = inputs
+    for index, filters in enumerate((100, 200, 400), 1):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu",
+                                name=f"conv{index}")(x)
+    return keras.Model(inputs, x)
+
+
+def test_exercise_parameters_and_activations(exercise):
+    rows = layer_table(exercise)
+    assert exercise.count_params() == 903_400
+    assert [row.params for row in rows[1:]] == [2_800, 180_200, 720_400]
+    assert [row.activations for row in rows[1:]] == [1_500_000, 750_000, 380_000]
+
+
+def test_exercise_memory_for_one_image_and_a_batch_of_50(exercise):
+    one = memory_report(exercise, batch_size=1, optimizer="sgd")
+    assert one.parameter_bytes == 3_613_600
+    assert one.inference_activation_bytes == 9_000_000  # layers 1 and 2: 6 MB + 3 MB
+    assert one.inference_bytes == 12_613_600
+    batch = memory_report(exercise, batch_size=50, optimizer="sgd")
+    assert batch.training_activation_bytes == 526_000_000
+    assert batch.input_bytes == 36_000_000
+    bare = batch.parameter_bytes + batch.training_activation_bytes + batch.input_bytes
+    assert bare == 565_613_600  # the notes' 565.6 MB
+    assert batch.training_bytes == bare + 3_613_600  # plus one gradient per parameter
+    adam = memory_report(exercise, batch_size=50, optimizer="adam")
+    assert adam.optimizer_bytes == 2 * 3_613_600
+    assert memory_report(exercise, 50, optimizer="sgd_momentum").optimizer_bytes == 3_613_600
+    assert adam.training_bytes == 576_454_400
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_halves_every_figure(exercise, dtype):
+    full = memory_report(exercise, batch_size=50, dtype="float32")
+    half = memory_report(exercise, batch_size=50, dtype=dtype)
+    assert half.training_bytes * 2 == full.training_bytes
+    assert half.inference_bytes == 226_806_800
+
+
+def test_memory_report_rejects_unknown_settings(exercise):
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        memory_report(exercise, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        memory_report(exercise, dtype="int8")
+
+
+# --- im2col -----------------------------------------------------------------------------------
+
+def test_alexnet_conv1_patch_matrix_is_363_by_3025():
+    image = np.random.default_rng(0).random((227, 227, 3)).astype("float32")
+    patches, (out_h, out_w) = im2col(image, 11, 4)
+    assert patches.shape == (363, 3025) and (out_h, out_w) == (55, 55)
+    np.testing.assert_array_equal(patches[:, 1], image[0:11, 4:15].reshape(-1))
+
+
+@pytest.mark.parametrize("strides,padding", [(1, "valid"), (2, "same"), (3, "SAME"), (2, 1)])
+def test_conv2d_im2col_equals_tf_nn_conv2d(strides, padding):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 9, 8, 3)).astype("float32")
+    kernel = rng.normal(size=(3, 3, 3, 5)).astype("float32")
+    if isinstance(padding, int):
+        expected = tf.nn.conv2d(x, kernel, strides, [[0, 0], [padding] * 2, [padding] * 2, [0, 0]])
+    else:
+        expected = tf.nn.conv2d(x, kernel, strides, padding.upper())
+    np.testing.assert_allclose(conv2d_im2col(x, kernel, strides, padding), expected.numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+
+# --- fc_to_conv -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lecture_pair():
+    keras.utils.set_random_seed(0)
+    model = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10)
+    return model, fc_to_conv(model)
+
+
+def test_fc_to_conv_gives_identical_outputs_at_the_original_size(lecture_pair):
+    model, convolutional = lecture_pair
+    x = np.random.default_rng(2).random((3, 28, 28, 1)).astype("float32")
+    assert isinstance(convolutional.get_layer("fc1"), keras.layers.Conv2D)
+    assert convolutional.get_layer("fc1").kernel.shape == (5, 5, 50, 100)
+    out = np.asarray(convolutional(x))
+    assert out.shape == (3, 1, 1, 10)
+    np.testing.assert_allclose(out[:, 0, 0], np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_fc_to_conv_slides_over_a_larger_image(lecture_pair):
+    model, convolutional = lecture_pair
+    big = np.random.default_rng(3).random((1, 56, 56, 1)).astype("float32")
+    scores = np.asarray(convolutional(big))
+    assert scores.shape == (1, 8, 8, 10)  # one class distribution per window, stride 4
+    windows = np.stack([big[0, 4 * i:4 * i + 28, 4 * j:4 * j + 28] for i, j in [(0, 0), (2, 5)]])
+    np.testing.assert_allclose(scores[0, [0, 2], [0, 5]], np.asarray(model(windows)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_fc_to_conv_rejects_models_without_a_flattened_dense_head():
+    model = cnnkeras.build("resnet18", input_shape=(32, 32, 3), num_classes=10)
+    with pytest.raises(ValueError, match="breaks the chain"):
+        fc_to_conv(model)
+    inputs = keras.Input((8, 8, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+    with pytest.raises(ValueError, match="Flatten followed by Dense"):
+        fc_to_conv(keras.Model(inputs, keras.layers.Dense(2)(pooled)))
