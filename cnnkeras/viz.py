@@ -100,3 +100,151 @@ def _natural(text: str):
         return (0, float(text), "")
     except ValueError:
         return (1, 0.0, text)
+
+
+# --- what a CNN learns: filters, feature maps, and the hand-made filter demo ----------------
+
+def first_conv_layer(model):
+    """The first layer with a 2D convolution kernel (kh, kw, in, out)."""
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None and len(kernel.shape) in (3, 4) and hasattr(layer, "kernel_size"):
+            return layer
+    raise ValueError(f"{model.name!r} has no convolution layer whose filters could be drawn.")
+
+
+def filter_images(layer, max_filters: int = 64) -> np.ndarray:
+    """The layer's filters as images in [0, 1], (n, kh, kw, 3) for RGB input, else (n, kh, kw, 1).
+
+    Each filter is scaled on its own from its minimum (0) to its maximum (1); a
+    filter over more than 3 input maps is drawn as the mean over them.
+    """
+    kernel = layer.dense_kernel() if hasattr(layer, "dense_kernel") else layer.kernel
+    kernel = np.asarray(kernel, dtype="float32")  # (kh, kw, in, out)
+    if kernel.ndim != 4:
+        raise ValueError(f"{layer.name!r} has no 2D convolution kernel to draw "
+                         f"(kernel shape {kernel.shape}).")
+    filters = kernel.transpose(3, 0, 1, 2)[:max_filters]
+    if filters.shape[-1] != 3:
+        filters = filters.mean(axis=-1, keepdims=True)
+    low = filters.min(axis=(1, 2, 3), keepdims=True)
+    span = filters.max(axis=(1, 2, 3), keepdims=True) - low
+    return (filters - low) / np.where(span > 0, span, 1.0)
+
+
+def _grid(count: int, columns: int):
+    rows = max(1, -(-count // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.2 * rows + 0.4),
+                             squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    return fig, axes
+
+
+def plot_filters(model, path, *, layer_name=None, max_filters: int = 64) -> Path:
+    """A grid of the first convolution layer's filters (or ``layer_name``'s) as a PNG."""
+    layer = model.get_layer(layer_name) if layer_name else first_conv_layer(model)
+    images = filter_images(layer, max_filters)
+    fig, axes = _grid(len(images), columns=min(8, len(images)))
+    for axis, image in zip(axes.flat, images, strict=False):
+        axis.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap="gray",
+                    interpolation="nearest")
+    kh, kw = images.shape[1:3]
+    fig.suptitle(f"{model.name}: {layer.name}, {len(images)} filters {kh}x{kw}")
+    return _save(fig, path)
+
+
+def default_feature_layers(model, count: int = 3) -> list[str]:
+    """Low-, mid- and high-level convolution layers: the first, middle and last ones."""
+    convs = [layer.name for layer in model.layers
+             if hasattr(layer, "kernel_size") and len(layer.output.shape) == 4]
+    if not convs:
+        raise ValueError(f"{model.name!r} has no convolution layers to show.")
+    picks = np.linspace(0, len(convs) - 1, num=min(count, len(convs))).round().astype(int)
+    return [convs[i] for i in dict.fromkeys(picks)]
+
+
+def fit_image(model, image) -> np.ndarray:
+    """One HxWxC image (or a batch of one) as float32, resized to the model's input size."""
+    image = np.asarray(image, dtype="float32")
+    image = image[0] if image.ndim == 4 else image
+    if image.ndim == 2:
+        image = image[..., None]
+    height, width, channels = model.inputs[0].shape[1:]
+    if channels is not None and image.shape[-1] != channels:
+        image = image.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(
+            image[..., :1], channels, axis=-1)
+    if height is not None and image.shape[:2] != (height, width):
+        import tensorflow as tf
+
+        image = tf.image.resize(image, (height, width)).numpy()
+    return image
+
+
+def feature_maps(model, image, layer_names: Sequence[str]) -> list[np.ndarray]:
+    """The outputs of ``layer_names`` for one image, each (h, w, maps)."""
+    import keras
+
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    probe = keras.Model(inputs, [model.get_layer(n).output for n in layer_names])
+    outputs = probe(fit_image(model, image)[None], training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [np.asarray(o)[0] for o in outputs]
+
+
+def plot_feature_maps(model, image, layer_names, path, *, max_maps: int = 8) -> Path:
+    """One row per layer: the ``max_maps`` most active maps of each, for one input image."""
+    layer_names = list(layer_names or default_feature_layers(model))
+    maps = feature_maps(model, image, layer_names)
+    fig, axes = _grid(len(maps) * (max_maps + 1), columns=max_maps + 1)
+    axes = axes.reshape(len(maps), max_maps + 1)
+    shown = fit_image(model, image)
+    for row, (name, activation) in enumerate(zip(layer_names, maps, strict=True)):
+        axes[row, 0].imshow(np.clip(shown / max(shown.max(), 1e-12), 0, 1).squeeze(),
+                            cmap="gray")
+        axes[row, 0].set_title(f"{name}\n{'x'.join(map(str, activation.shape))}", fontsize=7)
+        order = np.argsort(activation.reshape(-1, activation.shape[-1]).mean(0))[::-1]
+        for column, channel in enumerate(order[:max_maps], 1):
+            axes[row, column].imshow(activation[..., channel], cmap="viridis")
+    fig.suptitle(f"{model.name}: feature maps, low to high level")
+    return _save(fig, path)
+
+
+def line_filters(size: int = 7, channels: int = 3) -> np.ndarray:
+    """Hand-made filters (size, size, channels, 3): a vertical line, a horizontal line, zeros."""
+    filters = np.zeros((size, size, channels, 3), dtype="float32")
+    filters[:, size // 2, :, 0] = 1.0  # vertical white line
+    filters[size // 2, :, :, 1] = 1.0  # horizontal white line
+    return filters  # filter 2 stays all zero
+
+
+def apply_filters(images, filters, strides: int = 1, padding: str = "SAME") -> np.ndarray:
+    """``tf.nn.conv2d`` of a batch of images with the filters: one feature map per filter."""
+    import tensorflow as tf
+
+    images = np.asarray(images, dtype="float32")
+    return tf.nn.conv2d(images, np.asarray(filters, "float32"), strides, padding).numpy()
+
+
+def sample_photos() -> np.ndarray:
+    """scikit-learn's two bundled photos (china.jpg, flower.jpg), (2, 427, 640, 3) in [0, 1]."""
+    from sklearn.datasets import load_sample_image
+
+    return np.stack([load_sample_image(name) for name in ("china.jpg", "flower.jpg")]) / 255.0
+
+
+def plot_filter_demo(path, images=None) -> Path:
+    """Each photo and its maps through the vertical, horizontal and zero 7x7 filters."""
+    images = sample_photos() if images is None else np.asarray(images, dtype="float32")
+    maps = apply_filters(images, line_filters(7, images.shape[-1]))
+    titles = ("photo", "vertical line filter", "horizontal line filter", "zero filter")
+    fig, axes = plt.subplots(len(images), 4, figsize=(12, 2.4 * len(images)), squeeze=False)
+    for row, (image, response) in enumerate(zip(images, maps, strict=True)):
+        axes[row, 0].imshow(np.clip(image, 0, 1).squeeze(), cmap="gray")
+        top = max(float(response.max()), 1e-12)
+        for column in range(3):
+            axes[row, column + 1].imshow(response[..., column], cmap="gray", vmin=0, vmax=top)
+        for column, axis in enumerate(axes[row]):
+            axis.set_title(titles[column], fontsize=9)
+            axis.axis("off")
+    return _save(fig, path)
