@@ -34,7 +34,7 @@ variant(
     "3D CNN (tf.nn.conv3d) classifying 8-frame 28x28 clips of a real digit (shrunk to 14x14) "
     "moving and bouncing across the frame; the motion is synthetic and seeded "
     "(or --dataset moving:idx:DIR for MNIST digits).",
-    "moving:digits", epochs=4, max_trials=6,
+    "moving:digits", epochs=8, max_trials=6,
 )
 variant(
     "atrous_segmentation_digits", "atrous_segmenter",

@@ -67,7 +67,8 @@ def atrous_segmenter(hp, base: ExperimentConfig) -> ExperimentConfig:
 def transpose_decoder(hp, base: ExperimentConfig) -> ExperimentConfig:
     config = with_options(
         base, "transpose_decoder",
-        **conv_blocks(hp, 2, filters=(8, 16, 32), kernels=(2, 3, 4)),
+        **conv_blocks(hp, 2, filters=(16, 32, 64), kernels=(2, 3, 4)),
+        bottleneck_convs=hp.Choice("bottleneck_convs", [0, 1, 2]),
     )
     return training_knobs(hp, config)
 

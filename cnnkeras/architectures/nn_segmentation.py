@@ -67,16 +67,31 @@ def atrous_segmenter(
     return keras.Model(inputs, pixel_classifier(x, num_classes), name="atrous_segmenter")
 
 
+def check_round_trip(sizes, **received) -> None:
+    """The decoder must end at the input size; else say where the sizes stopped inverting."""
+    if sizes[-1] != sizes[0]:
+        path = " -> ".join("x".join(map(str, size)) for size in sizes)
+        options = ", ".join(f"{key}={value!r}" for key, value in received.items())
+        raise GeometryError(
+            f"transpose_decoder: the decoder does not return the input size ({path}). "
+            f"Each encoder step must divide exactly: with padding='same' the stride divides "
+            f"the size, with 'valid' it divides (size - kernel) and kernel >= stride. "
+            f"Received: {options}"
+        )
+
+
 @ARCHITECTURES.register("transpose_decoder", small_input_shape=(12, 12, 1), task="segmentation")
 def transpose_decoder(
-    input_shape=(28, 28, 1), num_classes: int = 11, *, filters: IntOrSeq = (16, 32),
+    input_shape=(28, 28, 1), num_classes: int = 11, *, filters: IntOrSeq = (32, 64),
     kernel_sizes: IntOrSeq = 3, strides: IntOrSeq = 2, paddings: StrOrSeq = "same",
-    batch_norm: bool = True,
+    bottleneck_convs: int = 2, batch_norm: bool = True,
 ) -> keras.Model:
-    """Encoder ``enc{i}`` (Conv2D) and decoder ``dec{i}`` (NNConv2DTranspose), mirrored.
+    """Encoder ``enc{i}`` (Conv2D), ``bottleneck{j}`` 3x3 convs, decoder ``dec{i}``.
 
-    Decoder block i undoes encoder block i (same kernel, stride and padding) and
-    outputs encoder block i-1's width. The decoder must return the input size
+    Decoder block i (NNConv2DTranspose) undoes encoder block i (same kernel,
+    stride and padding) and outputs encoder block i-1's width. The bottleneck
+    convs widen the receptive field at the coarsest size (two of them take the
+    default encoder's 7 pixels to 23). The decoder must return the input size
     exactly; settings whose sizes do not invert raise ``GeometryError``.
     """
     filters, options = per_block_options(filters, kernel_sizes=kernel_sizes, strides=strides,
@@ -90,6 +105,10 @@ def transpose_decoder(
                              use_bias=not batch_norm, name=f"enc{index}_conv")
         x = activated(x, conv, batch_norm=batch_norm, name=f"enc{index}")
         sizes.append(tuple(x.shape[1:3]))
+    for index in range(1, bottleneck_convs + 1):
+        conv = layers.Conv2D(int(filters[-1]), 3, padding="same", use_bias=not batch_norm,
+                             name=f"bottleneck{index}_conv")
+        x = activated(x, conv, batch_norm=batch_norm, name=f"bottleneck{index}")
     widths = (filters[0], *filters[:-1])
     for index in range(len(blocks), 0, -1):
         _, kernel, stride, padding = blocks[index - 1]
@@ -98,13 +117,6 @@ def transpose_decoder(
                                  name=f"dec{index}_convtranspose")
         x = activated(x, conv, batch_norm=batch_norm, name=f"dec{index}")
         sizes.append(tuple(x.shape[1:3]))
-    if sizes[-1] != sizes[0]:
-        path = " -> ".join("x".join(map(str, size)) for size in sizes)
-        raise GeometryError(
-            f"transpose_decoder: the decoder does not return the input size ({path}). "
-            f"Each encoder step must divide exactly: with padding='same' the stride divides "
-            f"the size, with 'valid' it divides (size - kernel) and kernel >= stride. "
-            f"Received: kernel_sizes={kernel_sizes!r}, strides={strides!r}, "
-            f"paddings={paddings!r}, input_shape={tuple(input_shape)!r}"
-        )
+    check_round_trip(sizes, kernel_sizes=kernel_sizes, strides=strides, paddings=paddings,
+                     input_shape=tuple(input_shape))
     return keras.Model(inputs, pixel_classifier(x, num_classes), name="transpose_decoder")

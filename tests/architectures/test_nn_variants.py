@@ -32,8 +32,9 @@ VARIANTS = {
     "conv3d_volume": (NNConv3D, 432 + 64 + 13824 + 128 + 2112 + 650),
     # 4 x (atrous 3x3, 32 filters + BN): 9x1x32+128, 3 x (9x32x32+128); 1x1 head 32x11+11
     "atrous_segmenter": (NNAtrousConv2D, 288 + 128 + 3 * (9216 + 128) + 363),
-    # enc 9x1x16+64, 9x16x32+128; dec 9x32x16+64, 9x16x16+64; 1x1 head 16x11+11
-    "transpose_decoder": (NNConv2DTranspose, 208 + 4736 + 4672 + 2368 + 187),
+    # enc 9x1x32+128, 9x32x64+256; bottleneck 2 x (9x64x64+256); dec 9x64x32+128,
+    # 9x32x32+128; 1x1 head 32x11+11
+    "transpose_decoder": (NNConv2DTranspose, 416 + 18688 + 2 * 37120 + 18560 + 9344 + 363),
     # stem 9x16+64; sep blocks (dw 9*in + pw in*out + BN 4*out): 16->32, 32->64, 64->128; 128x10+10
     "separable_cnn": (NNSeparableConv2D, 208 + 784 + 2592 + 9280 + 1290),
 }
