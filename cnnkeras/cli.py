@@ -148,6 +148,65 @@ def _list(sub):
     return handler
 
 
+@command("inspect", "layer table (shapes, parameters, receptive fields, FLOPs) and memory")
+def _inspect(sub):
+    parser = sub.add_parser("inspect", help="layer table and memory report of a model")
+    parser.add_argument("model", metavar="NAME_OR_MODEL",
+                        help="registered architecture (built untrained) or a saved .keras file")
+    parser.add_argument("--input-shape", help="e.g. 227,227,3 (default: the paper's size)")
+    parser.add_argument("--num-classes", type=int)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--dtype", default="float32", help="float32, float16, bfloat16, float64")
+    parser.add_argument("--optimizer", default="adam", help="adam, sgd, sgd_momentum, ...")
+
+    def handler(args):
+        from cnnkeras import report
+
+        shape = report.parse_shape(args.input_shape) if args.input_shape else None
+        model = report.resolve_model(args.model, input_shape=shape,
+                                     num_classes=args.num_classes)
+        report.print_inspection(model, batch_size=args.batch_size, dtype=args.dtype,
+                                optimizer=args.optimizer)
+
+    return handler
+
+
+@command("filters", "draw a model's first-layer filters as a PNG grid")
+def _filters(sub):
+    parser = sub.add_parser("filters", help="first-layer filters as a PNG grid")
+    parser.add_argument("model", metavar="NAME_OR_MODEL",
+                        help="registered architecture (built untrained) or a saved .keras file")
+    parser.add_argument("--layer", help="a convolution layer (default: the first)")
+    parser.add_argument("--output", default="filters.png", help="PNG to write")
+
+    def handler(args):
+        from cnnkeras import report, viz
+
+        model = report.resolve_model(args.model)
+        print(viz.plot_filters(model, args.output, layer_name=args.layer))
+
+    return handler
+
+
+@command("feature-maps", "draw the feature maps of chosen layers for one image as a PNG")
+def _feature_maps(sub):
+    parser = sub.add_parser("feature-maps", help="feature maps of chosen layers for an image")
+    parser.add_argument("model", metavar="NAME_OR_MODEL",
+                        help="registered architecture (built untrained) or a saved .keras file")
+    parser.add_argument("--image", required=True, help="image file (scaled to [0, 1])")
+    parser.add_argument("--layers", nargs="+", help="layer names (default: low, mid, high)")
+    parser.add_argument("--output", default="feature_maps.png", help="PNG to write")
+
+    def handler(args):
+        from cnnkeras import report, viz
+
+        model = report.resolve_model(args.model)
+        image = report.load_image(args.image)
+        print(viz.plot_feature_maps(model, image, args.layers, args.output))
+
+    return handler
+
+
 def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
