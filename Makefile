@@ -33,6 +33,15 @@ tune: $(STAMP)
 train: $(STAMP)
 	$(PY) -m cnnkeras train $(ARCH) --dataset $(DATASET) $(ARGS)
 
+# Inception v3 transfer learning; e.g. make transfer DATA=folder:../shared/data/flowers WEIGHTS=none
+DATA ?= tf_flowers
+WEIGHTS ?= imagenet
+IMAGE_SIZE ?= 299
+EPOCHS ?= 10
+BATCH_SIZE ?= 32
+transfer: $(STAMP)
+	$(PY) -m cnnkeras transfer --data $(DATA) --weights $(WEIGHTS) --image-size $(IMAGE_SIZE) --epochs $(EPOCHS) --batch-size $(BATCH_SIZE) $(ARGS)
+
 ui: $(STAMP)
 	$(PY) -m cnnkeras ui $(ARGS)
 

@@ -148,6 +148,71 @@ def _list(sub):
     return handler
 
 
+@command("transfer", "Inception v3 transfer learning (frozen head, then fine-tuning), in MLflow")
+def _transfer(sub):
+    parser = sub.add_parser("transfer", help="ImageNet Inception v3 -> your classes, two phases")
+    parser.add_argument("--data", help="dataset spec (default tf_flowers; folder:DIR for yours)")
+    parser.add_argument("--data-dir", help="tensorflow-datasets data directory")
+    parser.add_argument("--weights", help="imagenet (default), none, or a base weights file")
+    parser.add_argument("--image-size", type=int, help="square input side, >= 75 (default 299)")
+    parser.add_argument("--epochs", type=int, help="phase 1 epochs (and phase 2 by default)")
+    parser.add_argument("--fine-tune-epochs", type=int, help="phase 2 epochs (0 skips it)")
+    parser.add_argument("--batch-size", type=int, help="per replica (default 32)")
+    parser.add_argument("--learning-rate", type=float, help="phase 1 (phase 2 uses a tenth)")
+    parser.add_argument("--fine-tune-from", help="first base layer fine-tuned (default mixed7)")
+    parser.add_argument("--bottlenecks", action="store_true", default=None,
+                        help="phase 1 on base features computed once and cached on disk")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    parser.add_argument("--limit", type=int, help="at most this many images per split")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--output-dir", help="where models and cached features go")
+    parser.add_argument("--experiment", help="MLflow experiment (default cnnkeras-transfer)")
+    add_runtime(parser)
+
+    def handler(args):
+        from cnnkeras import distribute
+        from cnnkeras.transfer import TransferConfig, describe, run_transfer
+
+        keys = ("data", "data_dir", "weights", "image_size", "epochs", "fine_tune_epochs",
+                "batch_size", "learning_rate", "fine_tune_from", "bottlenecks", "augment",
+                "limit", "seed", "output_dir", "experiment")
+        config = TransferConfig(**{k: getattr(args, k) for k in keys
+                                   if getattr(args, k) is not None})
+        distribute.set_precision(args.precision or "float32")
+        print(describe(run_transfer(config, distribute.create_strategy(args.strategy or "auto"))))
+
+    return handler
+
+
+@command("predict", "top-k classes of your own images: a saved model, or ImageNet Inception v3")
+def _predict(sub):
+    parser = sub.add_parser("predict", help="top-k classes of your own images",
+                            usage="cnnkeras predict MODEL IMAGE... | --imagenet IMAGE...")
+    parser.add_argument("paths", nargs="+", metavar="MODEL IMAGE...",
+                        help="a .keras model saved by `cnnkeras transfer`, then images")
+    parser.add_argument("--imagenet", action="store_true",
+                        help="no MODEL: ImageNet Inception v3, decode_predictions labels")
+    parser.add_argument("--weights", help="with --imagenet: a local Inception v3 weights file")
+    parser.add_argument("--class-index", help="with --imagenet: local imagenet_class_index.json")
+    parser.add_argument("--top-k", type=int, default=5)
+
+    def handler(args):
+        from cnnkeras import predict
+
+        if args.top_k < 1:
+            raise ValueError(f"--top-k must be at least 1. Received: {args.top_k}")
+        if (args.weights or args.class_index) and not args.imagenet:
+            raise ValueError("--weights and --class-index go with --imagenet.")
+        if args.imagenet:
+            results = predict.predict_imagenet(args.paths, weights=args.weights or "imagenet",
+                                               k=args.top_k, class_index=args.class_index)
+        else:
+            results = predict.predict_images(args.paths[0], args.paths[1:], k=args.top_k)
+        print("\n".join(result.format() for result in results))
+
+    return handler
+
+
 @command("inspect", "layer table (shapes, parameters, receptive fields, FLOPs) and memory")
 def _inspect(sub):
     parser = sub.add_parser("inspect", help="layer table and memory report of a model")

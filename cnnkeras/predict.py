@@ -1,0 +1,173 @@
+"""Top-k classes for your own pictures: a saved cnnkeras classifier, or ImageNet Inception v3.
+
+Any picture PIL opens is accepted: camera orientation (EXIF) is applied, and
+grayscale, palette, CMYK, 16-bit and transparent images are converted to RGB
+(transparent areas over white). The image is then resized exactly as the
+training pipeline resizes (``cnnkeras.data.pipeline.fit_image``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+IMAGENET_SIZE = 299
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's top-k: ``(label, probability)`` pairs, most likely first."""
+
+    image: str
+    top: tuple
+
+    def format(self) -> str:
+        width = max(len(label) for label, _ in self.top)
+        rows = [f"  {rank}. {label:<{width}}  {prob:.4f}"
+                for rank, (label, prob) in enumerate(self.top, start=1)]
+        return "\n".join([self.image, *rows])
+
+
+def load_image(path) -> np.ndarray:
+    """An image file as an RGB ``uint8`` array (H, W, 3); unreadable files raise ValueError."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"image {str(path)!r} does not exist.")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read {str(path)!r} as an image: {err}") from None
+    return np.asarray(to_rgb(image), dtype=np.uint8)
+
+
+def to_rgb(image):
+    """PIL image of any mode -> RGB; transparency is composited over white."""
+    from PIL import Image
+
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I") and values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(values / top * 255.0, 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def batch_of(paths: Sequence, size: tuple) -> np.ndarray:
+    """Images resized to ``size`` as the training pipeline does; float32 pixels in [0, 255]."""
+    from cnnkeras.data.pipeline import fit_image
+
+    return np.stack([
+        fit_image(load_image(p), size=tuple(size), channels=3, fit="resize").numpy()
+        for p in paths]).astype(np.float32)
+
+
+def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> tuple:
+    order = np.argsort(-probabilities, kind="stable")[: max(1, min(k, len(labels)))]
+    return tuple((labels[i], float(probabilities[i])) for i in order)
+
+
+def classify(model, class_names: Sequence[str], images: Sequence, *, k: int = 5) -> list:
+    """Top-``k`` of ``model`` (pixels in [0, 255] in, probabilities out) for image files."""
+    if not images:
+        raise ValueError("name at least one image after the model.")
+    size = model.input_shape[1:3]
+    if None in size:
+        raise ValueError("the model takes images of any size; predict needs a fixed one.")
+    probabilities = np.asarray(model.predict_on_batch(batch_of(images, size)))
+    return [Prediction(str(p), top_k(row, class_names, k))
+            for p, row in zip(images, probabilities, strict=True)]
+
+
+def predict_images(model_path, images: Sequence, *, k: int = 5) -> list:
+    """Top-``k`` of a classifier saved by ``cnnkeras transfer`` (or ``saving.save_classifier``)."""
+    from cnnkeras.transfer.saving import load_classifier
+
+    if not images:
+        raise ValueError("name at least one image after the model.")
+    for image in images:  # a missing or broken picture fails before the slow model load
+        load_image(image)
+    model, names = load_classifier(model_path)
+    return classify(model, names, images, k=k)
+
+
+def imagenet_model(weights: Optional[str] = "imagenet"):
+    """The whole ImageNet Inception v3 (1000 classes): downloaded, or from a weights file."""
+    import keras
+
+    from cnnkeras.transfer.model import download_failure, first_line, resolve_weights
+
+    weights = resolve_weights(weights)
+    if weights is None:
+        raise ValueError("--imagenet needs ImageNet weights: 'imagenet' (download) or the "
+                         "path of inception_v3_weights_tf_dim_ordering_tf_kernels.h5.")
+    if weights == "imagenet":
+        try:
+            return keras.applications.InceptionV3(weights="imagenet")
+        except Exception as err:  # get_file raises a bare Exception for a failed download
+            raise download_failure(err, "pass --weights PATH to a downloaded "
+                                   "inception_v3_weights_tf_dim_ordering_tf_kernels.h5") from None
+    model = keras.applications.InceptionV3(weights=None)
+    try:
+        model.load_weights(weights)
+    except Exception as err:  # a notop file, another architecture, a broken file
+        raise ValueError(f"could not load ImageNet Inception v3 weights (with the top) from "
+                         f"{weights!r}: {first_line(err)}") from None
+    return model
+
+
+def decoded(probabilities: np.ndarray, k: int, class_index: Optional[str] = None) -> list:
+    """Per image, ``(label, probability)`` pairs as ``decode_predictions`` reports them.
+
+    ``class_index``: a local ``imagenet_class_index.json`` (offline); without it Keras'
+    cached or downloaded copy, and where neither can be had ``imagenet class N`` labels
+    with a warning.
+    """
+    from keras.applications import inception_v3
+
+    if class_index is not None:
+        try:
+            index = json.loads(Path(class_index).read_text())
+            labels = tuple(f"{index[str(i)][0]} {index[str(i)][1]}" for i in range(1000))
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+            raise ValueError(f"{class_index!r} is not an imagenet_class_index.json "
+                             f"({type(err).__name__}: {err}).") from None
+        return [top_k(row, labels, k) for row in probabilities]
+    try:
+        rows = inception_v3.decode_predictions(probabilities, top=k)
+    except Exception as err:  # get_file raises a bare Exception when offline
+        import warnings
+
+        warnings.warn(f"ImageNet class names unavailable ({str(err).splitlines()[0]}); "
+                      "showing class numbers. Pass --class-index FILE to name them.",
+                      stacklevel=2)
+        return [top_k(row, tuple(f"imagenet class {i}" for i in range(1000)), k)
+                for row in probabilities]
+    return [tuple((f"{wnid} {name}", float(score)) for wnid, name, score in row)
+            for row in rows]
+
+
+def predict_imagenet(images: Sequence, *, weights: Optional[str] = "imagenet", k: int = 5,
+                     class_index: Optional[str] = None) -> list:
+    """Top-``k`` ImageNet classes of each image, as ``decode_predictions`` reports them."""
+    from keras.applications import inception_v3
+
+    if not images:
+        raise ValueError("name at least one image.")
+    pixels = batch_of(images, (IMAGENET_SIZE, IMAGENET_SIZE))  # read before the slow part
+    model = imagenet_model(weights)
+    probabilities = np.asarray(model.predict_on_batch(inception_v3.preprocess_input(pixels)))
+    tops = decoded(probabilities, k, class_index)
+    return [Prediction(str(p), top) for p, top in zip(images, tops, strict=True)]

@@ -1,0 +1,77 @@
+"""A saved classifier: ``NAME.keras`` plus ``NAME.classes.json`` (class names and input facts).
+
+Both files are written under temporary names and renamed only when both are
+complete, so a failed or interrupted save never leaves a half-written model.
+The ``.keras`` file is plain Keras (no custom or ``Lambda`` layers): it reloads
+with ``keras.saving.load_model`` in its default safe mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping, Optional
+
+import keras
+
+SIDECAR_SUFFIX = ".classes.json"
+
+
+def sidecar_path(model_path) -> Path:
+    """``flowers.keras`` -> ``flowers.classes.json`` beside it."""
+    path = Path(model_path)
+    return path.with_name(path.stem + SIDECAR_SUFFIX)
+
+
+def save_classifier(model: keras.Model, path, class_names, *,
+                    info: Optional[Mapping] = None) -> Path:
+    """Save ``model`` to ``path`` (``.keras``) and its class names beside it, atomically."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"model path must end in .keras. Received: {str(path)!r}")
+    if len(class_names) != model.output_shape[-1]:
+        raise ValueError(f"{len(class_names)} class names for a model of "
+                         f"{model.output_shape[-1]} outputs: {list(class_names)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = f".{path.stem}.{os.getpid()}.tmp"
+    model_tmp = path.with_name(tag + ".keras")
+    sidecar_tmp = path.with_name(tag + SIDECAR_SUFFIX)
+    record = {"class_names": list(class_names), "input_shape": list(model.input_shape[1:]),
+              "input_range": [0, 255], **dict(info or {})}
+    try:
+        model.save(model_tmp)
+        sidecar_tmp.write_text(json.dumps(record, indent=2, default=str))
+        os.replace(sidecar_tmp, sidecar_path(path))
+        os.replace(model_tmp, path)
+    finally:
+        model_tmp.unlink(missing_ok=True)
+        sidecar_tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_classifier(path):
+    """``(model, class_names)``; the model reloaded in safe mode.
+
+    Without the sidecar file the names are ``class_0 ...`` and a warning says so.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {str(path)!r} does not exist.")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as err:  # a broken zip, a foreign file, an unsafe layer
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"could not load model {str(path)!r}: {reason}") from None
+    sidecar = sidecar_path(path)
+    count = model.output_shape[-1]
+    if not sidecar.is_file():
+        import warnings
+
+        warnings.warn(f"{sidecar} is missing; classes are shown by index.", stacklevel=2)
+        return model, tuple(f"class_{i}" for i in range(count))
+    names = tuple(json.loads(sidecar.read_text())["class_names"])
+    if len(names) != count:
+        raise ValueError(f"{sidecar} names {len(names)} classes but the model has {count} "
+                         "outputs; the two files do not belong together.")
+    return model, names
