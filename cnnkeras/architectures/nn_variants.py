@@ -142,8 +142,8 @@ def conv3d_volume(
     """A 3D CNN over ``(frames, h, w, c)`` clips or ``(depth, h, w, c)`` volumes."""
     shape = tuple(input_shape)
     if len(shape) != 4:
-        raise ValueError(f"conv3d_volume needs input_shape (frames, h, w, c). "
-                         f"Received: input_shape={shape!r}")
+        raise ValueError(f"conv3d_volume needs input_shape (frames, h, w, c), e.g. clips from "
+                         f"--dataset moving:SPEC. Received: input_shape={shape!r}")
     inputs = keras.Input(shape=shape, name="clip")
     return conv_classifier(
         3, inputs, inputs, num_classes, "conv3d_volume", filters=filters,
