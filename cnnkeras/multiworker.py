@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from cnnkeras import backup, distribute, tracking, training, viz
@@ -201,24 +200,9 @@ def log_start(run: tracking.Run, config: ExperimentConfig, strategy, datasets, m
     run.log_text(training.summary_text(model), "model_summary.txt")
 
 
-def local_predictions(model: keras.Model, dataset) -> tuple:
-    """True and predicted labels of a whole dataset, in this process only.
-
-    ``Model.predict`` under a multi-worker strategy all-gathers across workers, which
-    would hang while only the chief asks; a plain forward pass needs no peer.
-    """
-    forward = tf.function(lambda images: tf.argmax(model(images, training=False), axis=-1),
-                          reduce_retracing=True)
-    truths, predictions = [], []
-    for images, labels in dataset:
-        truths.append(labels.numpy())
-        predictions.append(forward(images).numpy())
-    return np.concatenate(truths), np.concatenate(predictions)
-
-
 def log_results(run, model, datasets, history: dict, test_metrics: dict, folder: Path) -> None:
     run.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-    truths, predictions = local_predictions(model, datasets.test)
+    truths, predictions = training.predict_labels(model, datasets.test)
     matrix = viz.confusion_matrix(truths, predictions, datasets.num_classes)
     run.log_artifact(viz.plot_learning_curves(history, folder / "learning_curves.png"), "plots")
     run.log_artifact(viz.plot_confusion_matrix(matrix, datasets.class_names,

@@ -90,11 +90,18 @@ def build_model(config: ExperimentConfig, input_shape, num_classes: int) -> kera
 
 
 def predict_labels(model: keras.Model, dataset: tf.data.Dataset):
-    """True and predicted labels over a batched (image, label) dataset."""
+    """True and predicted labels over a batched (image, label) dataset, in this process.
+
+    A plain forward pass: under a strategy ``predict_on_batch`` hands the batch to every
+    replica (MirroredStrategy returns each prediction once per replica) and all-gathers
+    across workers (a hang when only the chief asks).
+    """
+    forward = tf.function(lambda images: tf.argmax(model(images, training=False), axis=-1),
+                          reduce_retracing=True)
     truths, predictions = [], []
     for images, labels in dataset:
         truths.append(labels.numpy())
-        predictions.append(np.argmax(model.predict_on_batch(images), axis=-1))
+        predictions.append(forward(images).numpy())
     return np.concatenate(truths), np.concatenate(predictions)
 
 
