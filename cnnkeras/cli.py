@@ -232,6 +232,11 @@ def _inspect(sub):
                                      num_classes=args.num_classes)
         report.print_inspection(model, batch_size=args.batch_size, dtype=args.dtype,
                                 optimizer=args.optimizer)
+        from cnnkeras.architectures.nn_variants import standard_twin_savings
+
+        savings = standard_twin_savings(args.model, model)
+        if savings:
+            print(savings)
 
     return handler
 

@@ -15,8 +15,9 @@ per block, or one value for all), so a search space can vary them.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import keras
 from keras import layers
@@ -223,3 +224,17 @@ def separable_savings(input_shape=(28, 28, 1), num_classes: int = 10,
     separable = separable_cnn(input_shape, num_classes, **options)
     twin = separable_cnn(input_shape, num_classes, standard_twin=True, **options)
     return SeparableSavings(separable.count_params(), twin.count_params())
+
+
+def standard_twin_savings(name: str, model: keras.Model) -> Optional[SeparableSavings]:
+    """``model`` (built by registered ``name`` at default options) against its standard twin.
+
+    None unless ``name``'s builder has a ``standard_twin`` option.
+    """
+    if name not in ARCHITECTURES:
+        return None
+    builder = ARCHITECTURES.get(name)
+    if "standard_twin" not in inspect.signature(builder).parameters:
+        return None
+    twin = builder(tuple(model.input_shape[1:]), int(model.output_shape[-1]), standard_twin=True)
+    return SeparableSavings(model.count_params(), twin.count_params())

@@ -12,7 +12,8 @@ import cnnkeras
 from cnnkeras import data, training
 from cnnkeras.analysis import GeometryError
 from cnnkeras.architectures.nn_segmentation import receptive_field
-from cnnkeras.architectures.nn_variants import separable_savings
+from cnnkeras.architectures.nn_variants import separable_savings, standard_twin_savings
+from cnnkeras.cli import main
 from cnnkeras.data import derived
 from cnnkeras.layers import (
     NNAtrousConv2D,
@@ -74,6 +75,14 @@ def test_separable_saving_over_the_standard_twin():
     assert not any(isinstance(layer, (NNSeparableConv2D, NNDepthwiseConv2D))
                    for layer in twin.layers)
     assert twin.get_layer("block3_conv").kernel.shape == (3, 3, 64, 128)
+
+
+def test_inspect_reports_the_saving_for_builders_with_a_standard_twin(capsys):
+    model = cnnkeras.build("atrous_segmenter", input_shape=(12, 12, 1), num_classes=11)
+    assert standard_twin_savings("atrous_segmenter", model) is None
+    assert main(["inspect", "separable_cnn", "--input-shape", "16,16,1"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        "separable: 14,154 params, standard twin: 99,162 params, saving 7.0x")
 
 
 def test_depthwise_block_style_is_mobilenet_depthwise_then_pointwise():
