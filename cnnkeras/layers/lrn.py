@@ -60,10 +60,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        return tf.nn.local_response_normalization(
-            inputs, depth_radius=self.depth_radius, bias=self.k,
-            alpha=self.tf_alpha, beta=self.beta,
+        # TensorFlow's kernel takes float32 and float16 only: bfloat16 goes through float32
+        native = inputs.dtype in (tf.float32, tf.float16)
+        x = inputs if native else tf.cast(inputs, tf.float32)
+        y = tf.nn.local_response_normalization(
+            x, depth_radius=self.depth_radius, bias=self.k, alpha=self.tf_alpha, beta=self.beta,
         )
+        return y if native else tf.cast(y, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -51,3 +51,11 @@ def test_lrn_round_trips_through_config_and_file(tmp_path):
 def test_lrn_rejects_even_window():
     with pytest.raises(ValueError, match="positive odd integer"):
         LocalResponseNormalization(size=4)
+
+
+def test_lrn_accepts_bfloat16_for_mixed_precision():
+    a = np.random.default_rng(1).normal(scale=30.0, size=(1, 2, 2, 7)).astype("float32")
+    layer = LocalResponseNormalization(dtype="mixed_bfloat16")
+    out = layer(a)
+    assert str(out.dtype).endswith("bfloat16")
+    np.testing.assert_allclose(np.asarray(out, dtype="float32"), paper_lrn(a), rtol=2e-2)
