@@ -80,6 +80,23 @@ def task_metrics(architecture: str, num_classes: int) -> list:
     return ["accuracy"]
 
 
+def check_labels_fit_task(architecture: str, datasets: data.Datasets) -> None:
+    """A per-pixel model needs (height, width) masks; a classifier needs one label per image."""
+    from cnnkeras.registry import ARCHITECTURES
+
+    per_pixel = ARCHITECTURES.metadata(architecture).get("task") == "segmentation"
+    label_rank = len(datasets.train.element_spec[1].shape) - 1
+    if per_pixel and label_rank != 2:
+        raise ValueError(
+            f"{architecture} predicts a class per pixel and needs (height, width) label masks; "
+            f"dataset {datasets.spec!r} gives one label per image. Use a mask dataset such as "
+            f"segmentation:{datasets.spec}.")
+    if not per_pixel and label_rank != 0:
+        raise ValueError(
+            f"{architecture} predicts one class per image, but dataset {datasets.spec!r} gives "
+            f"labels of rank {label_rank}. Use a classification dataset such as digits.")
+
+
 def build_model(config: ExperimentConfig, input_shape, num_classes: int) -> keras.Model:
     model = cnnkeras.build(config.model.architecture, input_shape=input_shape,
                            num_classes=num_classes, **dict(config.model.options))
@@ -134,7 +151,17 @@ def log_evaluation(run: tracking.Run, model, datasets: data.Datasets, history: d
     run.log_artifact(viz.plot_learning_curves(history, folder / "learning_curves.png"), "plots")
     run.log_artifact(viz.plot_confusion_matrix(matrix, datasets.class_names,
                                                folder / "confusion_matrix.png"), "plots")
+    if first_layer_is_2d_conv(model):
+        run.log_artifact(viz.plot_filters(model, folder / "filters.png"), "plots")
     return test_metrics
+
+
+def first_layer_is_2d_conv(model: keras.Model) -> bool:
+    """Whether the model's first convolution has image filters (a 4-D kernel) to draw."""
+    try:
+        return len(viz.first_conv_layer(model).kernel.shape) == 4
+    except ValueError:
+        return False
 
 
 def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
@@ -148,6 +175,7 @@ def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.
     keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
     datasets = load_data(config, distribute.global_batch_size(config.train.batch_size, strategy))
+    check_labels_fit_task(config.model.architecture, datasets)
     exp_id = tracking.experiment_id(config.mlflow_experiment)
     resumed = backup.fit_resume_epoch(backup.backup_dir(config))
     run = backup.continue_run(backup.backup_dir(config), resumed) or tracking.create_run(

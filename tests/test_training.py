@@ -48,7 +48,7 @@ def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys):
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 1
     assert set(artifact_paths(client, run.info.run_id)) >= {
         "config.json", "model_summary.txt", "plots/learning_curves.png",
-        "plots/confusion_matrix.png", "model/model.keras"}
+        "plots/confusion_matrix.png", "plots/filters.png", "model/model.keras"}
     assert "test: accuracy" in capsys.readouterr().out
 
 
@@ -107,3 +107,9 @@ def test_interrupted_runs_never_stay_running(tracking_store, sig, status):
         assert client.get_run(run.info.run_id).info.status == "RUNNING"
         assert tracking.end_orphaned_runs(exp.experiment_id) == [run.info.run_id]
     assert client.get_run(run.info.run_id).info.status == status
+
+
+def test_a_segmenter_on_image_labels_says_which_dataset_fits(tracking_store, capsys):
+    assert main(["train", "atrous_segmenter", "--dataset", "digits", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "needs (height, width) label masks" in err and "segmentation:digits" in err
