@@ -12,7 +12,7 @@ ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: setup test tune train transfer ui bench lint
+.PHONY: setup test tune train train-multiworker transfer ui bench lint
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ tune: $(STAMP)
 train: $(STAMP)
 	$(PY) -m cnnkeras train $(ARCH) --dataset $(DATASET) $(ARGS)
 
+# A local rehearsal of a cluster run: WORKERS processes on 127.0.0.1, each with its TF_CONFIG.
+WORKERS ?= 2
+train-multiworker: $(STAMP)
+	$(PY) -m cnnkeras.launch --workers $(WORKERS) -- $(PY) -m cnnkeras train $(ARCH) --dataset $(DATASET) --strategy multi_worker $(ARGS)
+
 # Inception v3 transfer learning; e.g. make transfer DATA=folder:../shared/data/flowers WEIGHTS=none
 DATA ?= tf_flowers
 WEIGHTS ?= imagenet
@@ -44,6 +49,11 @@ transfer: $(STAMP)
 
 ui: $(STAMP)
 	$(PY) -m cnnkeras ui $(ARGS)
+
+# Side-by-side benchmarks (never part of `make test`); tables land in benchmarks/results/.
+# e.g. make bench ARGS="--quick --mnist idx:DIR" or ARGS="--only precision,roofline"
+bench: $(STAMP)
+	$(PY) -m benchmarks $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check cnnkeras experiments tuning tests benchmarks

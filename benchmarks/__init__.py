@@ -1,0 +1,8 @@
+"""Side-by-side measurements: ``python -m benchmarks`` (``make bench``) runs them all.
+
+Each benchmark times two or more variants of the same work in one process, takes
+the median of several repetitions after a warm-up, reports ratios, and writes a
+Markdown table and a JSON file to ``benchmarks/results/`` (git-ignored). Each is
+also runnable alone, e.g. ``python -m benchmarks.precision --help``. Never part
+of ``make test``: timings belong here, not in tests.
+"""

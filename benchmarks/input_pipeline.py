@@ -1,0 +1,107 @@
+"""3. Input pipeline cost: ``fit`` through our ``tf.data`` pipeline vs the same tensors in memory.
+
+The pipeline (``cnnkeras.data.load``) decodes and fits images to size on its first
+epoch, caches them as uint8, then shuffles, batches and scales every epoch. The
+baseline is ``fit(x, y)`` on the very images and labels the pipeline produced
+(already scaled float32, in memory), same model, batch and epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+
+import cnnkeras
+from benchmarks import measure
+from cnnkeras import data, training
+
+
+class EpochClock(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def fresh_model(args, input_shape, classes):
+    keras.utils.set_random_seed(0)
+    model = cnnkeras.build(args.model, input_shape=input_shape, num_classes=classes)
+    return training.compile_model(model, optimizer="adam", learning_rate=1e-3)
+
+
+def epoch_times(fit, warmup: int, repeats: int) -> list:
+    """Per-epoch wall seconds of one ``fit`` of warmup + repeats epochs."""
+    clock = EpochClock()
+    fit(epochs=warmup + repeats, callbacks=[clock])
+    return clock.seconds
+
+
+def in_memory(dataset):
+    """The pipeline's batches, concatenated: the same images and labels as arrays."""
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def parser() -> argparse.ArgumentParser:
+    parse = argparse.ArgumentParser(prog="python -m benchmarks.input_pipeline",
+                                    description=__doc__.splitlines()[0])
+    parse.add_argument("--dataset", default="digits",
+                       help="dataset spec, e.g. digits or idx:DIR or folder:DIR (default digits)")
+    parse.add_argument("--model", default="lecture_cnn")
+    parse.add_argument("--image-size", type=int, default=28)
+    parse.add_argument("--channels", type=int, default=1)
+    parse.add_argument("--batch-size", type=int, default=64)
+    parse.add_argument("--limit", type=int, default=None, help="at most this many per split")
+    measure.common_arguments(parse, repeats=4)
+    return parse
+
+
+def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
+    args = parser().parse_args(argv)
+    report = measure.Report(
+        "input_pipeline", "3. Input pipeline: fit through tf.data vs fit on in-memory tensors",
+        ["source", "epoch", "seconds_median", "min_max", "images_per_second", "ratio_vs_memory"],
+        settings={k: v for k, v in vars(args).items() if k != "output"})
+    size = (args.image_size, args.image_size)
+    plan = data.SplitPlan(0.0, 0.2, seed=0, limit=args.limit)
+    loaded = data.load(args.dataset, image_size=size, channels=args.channels,
+                       batch_size=args.batch_size, plan=plan)
+    count = loaded.sizes["train"]
+    shape = (*size, args.channels)
+    x, y = in_memory(data.load(args.dataset, image_size=size, channels=args.channels,
+                               batch_size=args.batch_size, plan=plan).train)
+    memory = epoch_times(lambda **kw: fresh_model(args, shape, loaded.num_classes).fit(
+        x, y, batch_size=args.batch_size, shuffle=True, verbose=0, **kw),
+        args.warmup, args.repeats)
+    piped = epoch_times(lambda **kw: fresh_model(args, shape, loaded.num_classes).fit(
+        loaded.train, shuffle=False, verbose=0, **kw), args.warmup, args.repeats)
+    baselines = {"first": memory[0], "steady": statistics.median(memory[args.warmup:])}
+    rows = [("in-memory tensors", "first", memory[:1]),
+            ("in-memory tensors", "steady", memory[args.warmup:]),
+            ("tf.data pipeline", "first", piped[:1]),
+            ("tf.data pipeline", "steady", piped[args.warmup:])]
+    for source, epoch, seconds in rows:
+        median = statistics.median(seconds)
+        report.add(source=source, epoch=epoch, seconds_median=median,
+                   min_max=f"{min(seconds):.3g}-{max(seconds):.3g}",
+                   images_per_second=count / median, ratio_vs_memory=median / baselines[epoch])
+    report.notes.append("first: the first epoch (tracing; for the pipeline also decoding, "
+                        "resizing and filling the cache); steady: the median of the later ones.")
+    report.notes.append(f"{count} training images of {args.dataset!r} (real data), model "
+                        f"{args.model}; ratio_vs_memory > 1: the pipeline epoch is slower.")
+    report.save(args.output)
+    return report
+
+
+if __name__ == "__main__":
+    main()

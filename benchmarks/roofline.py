@@ -1,0 +1,133 @@
+"""2. Achieved FLOP/s of a training step as a fraction of this machine's matmul roof.
+
+The roof is a large square ``tf.matmul`` (2 n^3 FLOPs) timed in the same run, in
+float32 and in bfloat16. A training step's work is 3 x the analytic forward
+FLOPs per image (``cnnkeras.analysis.model_flops``; the backward pass costs about
+twice the forward) times the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+import cnnkeras
+from benchmarks import measure
+from cnnkeras import distribute
+from cnnkeras.registry import ARCHITECTURES
+
+DTYPES = {"float32": ("float32", tf.float32), "bfloat16": ("mixed_bfloat16", tf.bfloat16)}
+
+
+def analytic_flops(model) -> Optional[int]:
+    """Forward FLOPs per image, or None when ``cnnkeras.analysis.model_flops`` is absent."""
+    try:
+        from cnnkeras.analysis import model_flops
+    except ImportError:
+        return None
+    return int(model_flops(model))
+
+
+def train_gflops(flops: Optional[int], images_per_second: float) -> Optional[float]:
+    return 3 * flops * images_per_second / 1e9 if flops else None
+
+
+def matmul_roof(size: int, dtype, *, repeats: int, warmup: int, chain: int = 4) -> dict:
+    """GFLOP/s of ``chain`` back-to-back size x size matmuls in one graph call."""
+    a = tf.random.stateless_uniform((size, size), seed=(1, 2), dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+
+    @tf.function
+    def run():
+        total = tf.zeros((), tf.float32)
+        for _ in range(chain):
+            total += tf.cast(tf.reduce_sum(tf.matmul(a, b)[:1, :1]), tf.float32)
+        return total
+
+    seconds = measure.timed(lambda: run().numpy(), repeats=repeats, warmup=warmup)
+    rates = [2 * size ** 3 * chain / s / 1e9 for s in seconds]
+    return {"gflops_per_second": statistics.median(rates), "rates": measure.spread(rates)}
+
+
+def contender(name: str, shape, args, policy: str = "float32", *, jit_compile: bool = False,
+              build=None):
+    """(compiled model, synthetic images, labels) built under ``policy``; float32 after."""
+    distribute.set_precision(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = (build or (lambda: cnnkeras.build(name, input_shape=shape,
+                                                  num_classes=args.classes)))()
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                      loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    images, labels = measure.synthetic_batch(shape, args.classes, args.batch_size)
+    return model, images, labels
+
+
+def input_shape(name: str, image_size: int) -> tuple:
+    """``image_size`` squared with the model's channels, or its ``small_input_shape`` (0)."""
+    small = tuple(ARCHITECTURES.metadata(name)["small_input_shape"])
+    return (image_size, image_size, small[-1]) if image_size else small
+
+
+def parser() -> argparse.ArgumentParser:
+    parse = argparse.ArgumentParser(prog="python -m benchmarks.roofline",
+                                    description=__doc__.splitlines()[0])
+    parse.add_argument("--models", default="lecture_cnn,resnet18,resnet50")
+    parse.add_argument("--image-size", type=int, default=64,
+                       help="square input (default 64; 0: each model's small_input_shape)")
+    parse.add_argument("--batch-size", type=int, default=16)
+    parse.add_argument("--steps", type=int, default=5)
+    parse.add_argument("--classes", type=int, default=10)
+    parse.add_argument("--matmul-size", type=int, default=2048)
+    parse.add_argument("--dtypes", default="float32,bfloat16")
+    measure.common_arguments(parse, repeats=5)
+    return parse
+
+
+def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
+    args = parser().parse_args(argv)
+    report = measure.Report(
+        "roofline", "2. Training-step FLOP/s as a fraction of the matmul roof",
+        ["model", "dtype", "images_per_second", "train_gflops_per_second",
+         "roof_gflops_per_second", "fraction_of_roof"],
+        settings={k: v for k, v in vars(args).items() if k != "output"})
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    roofs = {}
+    for dtype in dtypes:
+        roofs[dtype] = matmul_roof(args.matmul_size, DTYPES[dtype][1], repeats=args.repeats,
+                                   warmup=args.warmup)["gflops_per_second"]
+        report.add(model=f"tf.matmul {args.matmul_size}x{args.matmul_size}", dtype=dtype,
+                   roof_gflops_per_second=roofs[dtype], fraction_of_roof=1.0)
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        if name not in cnnkeras.list_architectures():
+            report.skip(name, "not a registered architecture")
+            continue
+        shape = input_shape(name, args.image_size)
+        contenders = {dtype: contender(name, shape, args, DTYPES[dtype][0]) for dtype in dtypes}
+        flops = analytic_flops(contenders[dtypes[0]][0])
+        if flops is None:
+            report.skip(f"{name} FLOP/s", "cnnkeras.analysis.model_flops is not available")
+        results = measure.train_throughput(contenders, steps=args.steps, repeats=args.repeats,
+                                           warmup=args.warmup)
+        for dtype, result in results.items():
+            achieved = train_gflops(flops, result["images_per_second"])
+            report.add(model=f"{name} {'x'.join(map(str, shape))}", dtype=dtype,
+                       images_per_second=result["images_per_second"],
+                       train_gflops_per_second=achieved, roof_gflops_per_second=roofs[dtype],
+                       fraction_of_roof=achieved / roofs[dtype] if achieved else None)
+        del contenders
+        keras.backend.clear_session()
+    report.notes.append("Synthetic random batch (timing only); bfloat16 rows train under the "
+                        "mixed_bfloat16 policy (float32 weights and output).")
+    report.save(args.output)
+    return report
+
+
+if __name__ == "__main__":
+    main()

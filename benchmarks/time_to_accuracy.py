@@ -1,0 +1,107 @@
+"""6. Time to 98.5% test accuracy on MNIST (the 10,000 test images split 8,000 / 2,000).
+
+Pass the data on the command line, e.g. ``--dataset idx:/path/to/mnist`` (a folder
+holding ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``). Each model
+trains on the 8,000 (seeded, stratified split), is evaluated on the 2,000 after
+every epoch (evaluation outside the clock), and stops at the target. Every
+repetition uses another seed; the median time is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Optional, Sequence
+
+import keras
+
+import cnnkeras
+from benchmarks import measure
+from cnnkeras import data, training
+
+
+class UntilAccurate(keras.callbacks.Callback):
+    """Times each epoch, then evaluates on the test split and stops at the target."""
+
+    def __init__(self, test, target: float):
+        super().__init__()
+        self.test, self.target = test, target
+        self.train_seconds, self.accuracies = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds.append(time.perf_counter() - self.started)
+        accuracy = self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]
+        self.accuracies.append(float(accuracy))
+        if accuracy >= self.target:
+            self.model.stop_training = True
+
+
+def one_run(name: str, loaded, args, seed: int) -> dict:
+    keras.utils.set_random_seed(seed)
+    model = cnnkeras.build(name, input_shape=loaded.input_shape, num_classes=loaded.num_classes)
+    training.compile_model(model, optimizer="adam", learning_rate=args.learning_rate)
+    clock = UntilAccurate(loaded.test, args.target)
+    model.fit(loaded.train, epochs=args.max_epochs, callbacks=[clock], verbose=0, shuffle=False)
+    reached = clock.accuracies[-1] >= args.target
+    return {"seconds": sum(clock.train_seconds) if reached else None,
+            "epochs": len(clock.accuracies), "best_accuracy": max(clock.accuracies),
+            "reached": reached}
+
+
+def parser() -> argparse.ArgumentParser:
+    parse = argparse.ArgumentParser(prog="python -m benchmarks.time_to_accuracy",
+                                    description=__doc__.splitlines()[0])
+    parse.add_argument("--dataset", default=None,
+                       help="MNIST test set as a dataset spec, e.g. idx:DIR (required to run)")
+    parse.add_argument("--models", default="lecture_cnn,lenet5,lenet5_modern")
+    parse.add_argument("--target", type=float, default=0.985)
+    parse.add_argument("--max-epochs", type=int, default=15)
+    parse.add_argument("--batch-size", type=int, default=64)
+    parse.add_argument("--learning-rate", type=float, default=1e-3)
+    measure.common_arguments(parse, repeats=3)
+    return parse
+
+
+def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
+    args = parser().parse_args(argv)
+    report = measure.Report(
+        "time_to_accuracy", f"6. Time to {args.target:.1%} test accuracy, MNIST 8,000/2,000",
+        ["model", "seconds_median", "min_max", "epochs", "best_accuracy", "reached"],
+        settings={k: v for k, v in vars(args).items() if k != "output"})
+    if not args.dataset:
+        report.skip("all models", "no --dataset given (e.g. --dataset idx:DIR with the MNIST "
+                                  "t10k IDX files); the data is never assumed")
+        report.save(args.output)
+        return report
+    plan = data.SplitPlan(validation_fraction=0.0, test_fraction=0.2, seed=0)
+    loaded = data.load(args.dataset, image_size=(28, 28), channels=1,
+                       batch_size=args.batch_size, plan=plan)
+    report.notes.append(f"{args.dataset}: {loaded.sizes['train']} training and "
+                        f"{loaded.sizes['test']} test images (real data); models take 28x28 "
+                        "input (LeNet-5's pad layer makes it 32x32, as in the paper).")
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        if name not in cnnkeras.list_architectures():
+            report.skip(name, "its builder is not registered in cnnkeras yet")
+            continue
+        for seed in range(args.warmup):  # a short untimed run: thread pools, kernels
+            one_run(name, loaded, argparse.Namespace(**{**vars(args), "max_epochs": 1}),
+                    seed=1000 + seed)
+        runs = [one_run(name, loaded, args, seed) for seed in range(args.repeats)]
+        times = [r["seconds"] for r in runs if r["reached"]]
+        report.add(model=name, seconds_median=statistics.median(times) if times else None,
+                   min_max=f"{min(times):.3g}-{max(times):.3g}" if times else "",
+                   epochs="/".join(str(r["epochs"]) for r in runs),
+                   best_accuracy=max(r["best_accuracy"] for r in runs),
+                   reached=f"{len(times)}/{len(runs)}")
+    report.notes.append("seconds: training time summed over epochs until the target "
+                        "(evaluation excluded), median over the seeds that reached it.")
+    report.save(args.output)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""4. Tuning overhead: a KerasTuner search with MLflow logging vs its trials' bare ``fit`` calls.
+
+One repetition runs ``tuning.search.run_search`` (random tuner, fresh project,
+its own MLflow store) and then, in the same process, re-fits every completed
+trial's model from scratch with a plain ``model.fit`` on the same datasets, with
+no tuner and no MLflow. The ratio is the search's wall time over the summed
+wall time of those fits: what KerasTuner bookkeeping, checkpoints, model
+building and MLflow logging add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from benchmarks import measure
+
+
+def search_config(args, folder: Path):
+    import experiments
+    from cnnkeras.config import apply_overrides
+
+    overrides = [f"tune.tuner={args.tuner}", f"tune.max_trials={args.trials}",
+                 f"train.epochs={args.epochs}", "runtime.verbose=0", "tune.overwrite=true",
+                 f"tune.directory={folder / 'tuner'}", f"runtime.output_dir={folder / 'runs'}"]
+    if args.dataset:
+        overrides.append(f"data.dataset={args.dataset}")
+    if args.limit:
+        overrides.append(f"data.limit={args.limit}")
+    return apply_overrides(experiments.get(args.experiment), overrides)
+
+
+def completed_trials(config, datasets):
+    """The finished search's trials (KerasTuner reloads them from the project folder)."""
+    from tuning import search
+
+    space = search.SPACES.get(config.tune.space)
+    project = Path(config.tune.directory).resolve() / config.name
+    hypermodel = search.CnnHyperModel(space, config, datasets.input_shape, datasets.num_classes)
+    reload = dataclasses.replace(config, tune=dataclasses.replace(
+        config.tune, overwrite=False, directory=str(project.parent)))
+    tuner = search.make_tuner(reload, hypermodel, tf.distribute.get_strategy())
+    trials = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    return [search.trial_config(space, trial, config) for trial in trials]
+
+
+def bare_fits(configs, datasets) -> list:
+    """Wall seconds of a plain ``fit`` per trial config, model built outside the clock."""
+    from cnnkeras import training
+
+    seconds = []
+    for config in configs:
+        keras.utils.set_random_seed(config.runtime.seed)
+        model = training.build_model(config, datasets.input_shape, datasets.num_classes)
+        started = time.perf_counter()
+        model.fit(datasets.train, validation_data=datasets.validation, verbose=0,
+                  epochs=config.train.epochs, shuffle=False)
+        seconds.append(time.perf_counter() - started)
+        keras.backend.clear_session()
+    return seconds
+
+
+def one_repetition(args, folder: Path) -> dict:
+    from cnnkeras import training
+    from tuning.search import run_search
+
+    config = search_config(args, folder)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    started = time.perf_counter()
+    run_search(config, verbose=0)
+    search_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    datasets = training.load_data(config, config.train.batch_size)
+    load_seconds = time.perf_counter() - started
+    fits = bare_fits(completed_trials(config, datasets), datasets)
+    return {"search_seconds": search_seconds, "fit_seconds": sum(fits), "trials": len(fits),
+            "data_load_seconds": load_seconds, "ratio": search_seconds / max(sum(fits), 1e-9)}
+
+
+def parser() -> argparse.ArgumentParser:
+    parse = argparse.ArgumentParser(prog="python -m benchmarks.tuning_overhead",
+                                    description=__doc__.splitlines()[0])
+    parse.add_argument("--experiment", default="lecture_digits")
+    parse.add_argument("--dataset", default=None, help="dataset spec replacing the experiment's")
+    parse.add_argument("--tuner", default="random")
+    parse.add_argument("--trials", type=int, default=3)
+    parse.add_argument("--epochs", type=int, default=2)
+    parse.add_argument("--limit", type=int, default=None, help="at most this many per split")
+    measure.common_arguments(parse, repeats=3)
+    return parse
+
+
+def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
+    args = parser().parse_args(argv)
+    report = measure.Report(
+        "tuning_overhead", "4. Tuning overhead: KerasTuner + MLflow search vs bare fit calls",
+        ["repetition", "trials", "search_seconds", "bare_fit_seconds", "data_load_seconds",
+         "ratio"], settings={k: v for k, v in vars(args).items() if k != "output"})
+    try:
+        import tuning.search  # noqa: F401
+    except ImportError as err:
+        report.skip("all", f"tuning.search.run_search is not available ({err})")
+        report.save(args.output)
+        return report
+    previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    ratios = []
+    try:
+        for index in range(args.warmup + args.repeats):
+            with tempfile.TemporaryDirectory(prefix="cnnkeras-bench-") as folder:
+                result = one_repetition(args, Path(folder))
+            if index < args.warmup:
+                print(f"[tuning_overhead] warm-up: {result}", flush=True)
+                continue
+            ratios.append(result["ratio"])
+            report.add(repetition=index - args.warmup + 1, trials=result["trials"],
+                       search_seconds=result["search_seconds"],
+                       bare_fit_seconds=result["fit_seconds"],
+                       data_load_seconds=result["data_load_seconds"], ratio=result["ratio"])
+    finally:
+        if previous_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_uri
+    if ratios:
+        report.add(repetition="median", ratio=statistics.median(ratios))
+    report.notes.append("The search's time includes loading the data once (data_load_seconds "
+                        "shows what that costs) and building every model; the bare fits don't.")
+    report.save(args.output)
+    return report
+
+
+if __name__ == "__main__":
+    main()
