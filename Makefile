@@ -12,7 +12,7 @@ ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: setup test tune train train-multiworker transfer ui bench lint
+.PHONY: setup test tune tune-distributed train train-multiworker transfer ui bench lint
 
 setup: $(STAMP)
 
@@ -30,11 +30,15 @@ test: $(STAMP)
 tune: $(STAMP)
 	$(PY) -m cnnkeras tune $(EXPERIMENT) $(ARGS)
 
+# KerasTuner chief/worker search on this machine: a chief and WORKERS workers on 127.0.0.1
+WORKERS ?= 2
+tune-distributed: $(STAMP)
+	$(PY) -m tuning.distributed --workers $(WORKERS) $(EXPERIMENT) $(ARGS)
+
 train: $(STAMP)
 	$(PY) -m cnnkeras train $(ARCH) --dataset $(DATASET) $(ARGS)
 
 # A local rehearsal of a cluster run: WORKERS processes on 127.0.0.1, each with its TF_CONFIG.
-WORKERS ?= 2
 train-multiworker: $(STAMP)
 	$(PY) -m cnnkeras.launch --workers $(WORKERS) -- $(PY) -m cnnkeras train $(ARCH) --dataset $(DATASET) --strategy multi_worker $(ARGS)
 

@@ -106,12 +106,13 @@ def _tune(sub):
 
     def handler(args):
         import experiments
-        from tuning.search import run_search
 
         config = resolve_config(
             experiments.get(args.experiment or experiments.DEFAULT), args,
             **{"tune.tuner": args.tuner, "tune.max_trials": args.max_trials,
                "data.dataset": args.dataset, "train.epochs": args.epochs})
+        from tuning.search import run_search  # TensorFlow loads after the config is checked
+
         run_search(config, start_runtime(config))
 
     return handler

@@ -105,12 +105,24 @@ def stop_all(processes: dict) -> None:
             process.kill()
 
 
+def prepare_store() -> None:
+    """Create the tracking store's tables once, here, before the processes share it.
+
+    Several processes creating a fresh SQLite store at once race on its schema
+    migration, and all but one fail.
+    """
+    from cnnkeras import tracking
+
+    tracking.client().search_experiments(max_results=1)
+
+
 def launch(workers: int, tune_args: Sequence[str], *, host: str = "127.0.0.1",
            port: Optional[int] = None) -> int:
     """Run a chief and ``workers`` workers of one search; the first non-zero exit code, or 0."""
     if workers < 1:
         raise ValueError(f"--workers must be at least 1. Received: {workers}")
     port = port or free_port(host)
+    prepare_store()
     command = [sys.executable, "-m", "cnnkeras", "tune", *tune_args]
     names = ["chief"] + [f"tuner{index}" for index in range(workers)]
     print(f"Chief on {host}:{port}, workers {', '.join(names[1:])}: {' '.join(command[1:])}",

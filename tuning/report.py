@@ -63,22 +63,29 @@ class Summary:
 
 
 def trial_table(oracle, exp_id: str, parent_run_id: str) -> pd.DataFrame:
-    """One row per trial: id, status, score, reason, MLflow run id and hyperparameters."""
+    """One row per trial: id, status, score, reason, MLflow run id and hyperparameters.
+
+    The reason is the one the trial's run recorded (a chief's oracle does not
+    receive its workers' messages), else the last line of the oracle's message.
+    """
     runs = {
-        run.data.tags.get("trial_id"): run.info.run_id
+        run.data.tags.get("trial_id"): run
         for run in tracking.find_runs(
             exp_id, f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'", max_results=5000)
     }
     rows = []
     for trial_id, trial in sorted(oracle.trials.items()):
+        run = runs.get(trial_id)
         message = (trial.message or "").strip().splitlines()
         reason = re.sub(r"^[\w.]+(Error|Exception): ", "", message[-1]) if message else ""
+        if run is not None and trial.status != "COMPLETED":
+            reason = run.data.tags.get("failure_reason", reason)
         rows.append({
             "trial_id": trial_id,
             "status": trial.status,
             "score": trial.score,
             "reason": reason,
-            "run_id": runs.get(trial_id),
+            "run_id": run.info.run_id if run is not None else None,
             **trial.hyperparameters.values,
         })
     return pd.DataFrame(rows)

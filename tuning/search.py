@@ -47,8 +47,12 @@ class CnnHyperModel(kt.HyperModel):
         self.space, self.base = space, base
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
 
+    declaring = False  # True while KerasTuner only collects the space's hyperparameters
+
     def build(self, hp):
         config = self.space(hp, self.base)
+        if self.declaring:
+            return None
         try:
             return training.build_model(config, self.input_shape, self.num_classes)
         except GeometryError as err:
@@ -150,6 +154,14 @@ class TrackedTuner:
             log_histories(run, histories, self.oracle.objective.name)
             run.set_tags({"trial_status": "COMPLETED"})
         return histories
+
+    def _populate_initial_space(self):
+        """Collect the space without building a model: its defaults may not fit the input."""
+        self.hypermodel.declaring = True
+        try:
+            super()._populate_initial_space()
+        finally:
+            self.hypermodel.declaring = False
 
     def _try_build(self, hp):
         model = super()._try_build(hp)

@@ -64,4 +64,5 @@ def architecture_of(space: Space, base: ExperimentConfig) -> str:
     return space(kt.HyperParameters(), base).model.architecture
 
 
-from tuning import nn_variants  # noqa: E402,F401  (registers the tf.nn conv variants' spaces)
+# each module registers its families' spaces: the classics, the tf.nn conv variants
+from tuning import classic, nn_variants  # noqa: E402,F401

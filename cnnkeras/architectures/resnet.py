@@ -22,6 +22,12 @@ the BN after each one makes it redundant. ``conv_bias=True`` adds them, as
 parameters of ``keras.applications.ResNet50/152(weights=None)`` (25,636,712 and
 60,419,944 in all), with the same layer names and weight shapes, so those
 weights load by layer name. Any input from 32x32 works.
+
+``filters``, ``kernel_sizes`` and ``strides`` (one value per stage, conv2 to
+conv5; the stride is the first unit's) default to the paper's (64, 128, 256,
+512), 3 and (1, 2, 2, 2), so searches can vary the stages; the input must
+then be at least 4 times the product of the strides on each side, else a
+``GeometryError`` names the stage that would get too small a map.
 """
 
 from __future__ import annotations
@@ -29,10 +35,13 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnkeras.analysis import GeometryError
 from cnnkeras.registry import ARCHITECTURES
 
 BN_EPSILON = 1.001e-5
 STAGE_FILTERS = (64, 128, 256, 512)
+STAGE_STRIDES = (1, 2, 2, 2)  # of each stage's first unit
+STEM_STRIDE = 4  # 7x7/2 conv, then 3x3/2 max pool
 
 # name: (unit, units per stage)
 STAGES = {
@@ -57,22 +66,24 @@ def shortcut(x, filters: int, *, stride: int, use_bias: bool, name: str):
     return conv_bn(x, filters, 1, stride=stride, use_bias=use_bias, name=f"{name}_0")
 
 
-def basic_unit(x, filters: int, *, stride: int = 1, use_bias: bool = False, name: str):
-    """Two 3x3 convolutions and a shortcut; ``filters`` out."""
+def basic_unit(x, filters: int, *, stride: int = 1, use_bias: bool = False, kernel: int = 3,
+               name: str):
+    """Two 3x3 (``kernel``) convolutions and a shortcut; ``filters`` out."""
     short = shortcut(x, filters, stride=stride, use_bias=use_bias, name=name)
-    x = conv_bn(x, filters, 3, stride=stride, use_bias=use_bias, name=f"{name}_1")
+    x = conv_bn(x, filters, kernel, stride=stride, use_bias=use_bias, name=f"{name}_1")
     x = layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = conv_bn(x, filters, 3, use_bias=use_bias, name=f"{name}_2")
+    x = conv_bn(x, filters, kernel, use_bias=use_bias, name=f"{name}_2")
     x = layers.Add(name=f"{name}_add")([short, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def bottleneck_unit(x, filters: int, *, stride: int = 1, use_bias: bool = False, name: str):
-    """1x1 reduce (strided), 3x3, 1x1 expand to 4 x ``filters``, and a shortcut."""
+def bottleneck_unit(x, filters: int, *, stride: int = 1, use_bias: bool = False,
+                    kernel: int = 3, name: str):
+    """1x1 reduce (strided), 3x3 (``kernel``), 1x1 expand to 4 x ``filters``, and a shortcut."""
     short = shortcut(x, 4 * filters, stride=stride, use_bias=use_bias, name=name)
     x = conv_bn(x, filters, 1, stride=stride, use_bias=use_bias, name=f"{name}_1")
     x = layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = conv_bn(x, filters, 3, use_bias=use_bias, name=f"{name}_2")
+    x = conv_bn(x, filters, kernel, use_bias=use_bias, name=f"{name}_2")
     x = layers.Activation("relu", name=f"{name}_2_relu")(x)
     x = conv_bn(x, 4 * filters, 1, use_bias=use_bias, name=f"{name}_3")
     x = layers.Add(name=f"{name}_add")([short, x])
@@ -91,20 +102,45 @@ def stem(x, *, use_bias: bool):
     return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
 
-def build_resnet(variant: str, input_shape, num_classes: int, *, conv_bias: bool) -> keras.Model:
+def per_stage(value, label: str) -> tuple:
+    """One value per stage (conv2..conv5): a scalar is repeated, a sequence must have four."""
+    values = (value,) * len(STAGE_FILTERS) if isinstance(value, int) else tuple(value)
+    if len(values) != len(STAGE_FILTERS) or not all(int(v) >= 1 for v in values):
+        raise ValueError(f"{label} needs {len(STAGE_FILTERS)} positive values, one per stage "
+                         f"(conv2..conv5). Received: {label}={value!r}")
+    return tuple(int(v) for v in values)
+
+
+def check_geometry(variant: str, input_shape, strides) -> None:
+    """Every stage's first unit must get a map at least as large as its stride."""
+    factor = STEM_STRIDE
+    for stride in strides:
+        factor *= stride
+    size = min(input_shape[:2]) // STEM_STRIDE
+    for stage, stride in enumerate(strides, 2):
+        if size < stride:
+            raise GeometryError(
+                f"{variant} downsamples by {factor}: it needs an input of at least "
+                f"{factor}x{factor}; conv{stage}_block1 (stride {stride}) would get "
+                f"{size}x{size}. Received: input_shape={tuple(input_shape)}, strides={strides}")
+        size //= stride
+
+
+def build_resnet(variant: str, input_shape, num_classes: int, *, conv_bias: bool,
+                 filters=STAGE_FILTERS, kernel_sizes=3, strides=STAGE_STRIDES) -> keras.Model:
     unit_kind, counts = STAGES[variant]
-    height, width = input_shape[:2]
-    if height < 32 or width < 32:
-        raise ValueError(f"{variant} downsamples by 32: it needs an input of at least 32x32. "
-                         f"Received: input_shape={tuple(input_shape)}")
+    filters = per_stage(filters, "filters")
+    kernel_sizes = per_stage(kernel_sizes, "kernel_sizes")
+    strides = per_stage(strides, "strides")
+    check_geometry(variant, input_shape, strides)
     unit = UNITS[unit_kind]
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = stem(inputs, use_bias=conv_bias)
-    for stage, (filters, count) in enumerate(zip(STAGE_FILTERS, counts), 2):
+    for stage, (width, kernel, first_stride, count) in enumerate(
+            zip(filters, kernel_sizes, strides, counts, strict=True), 2):
         for index in range(1, count + 1):
-            stride = 2 if index == 1 and stage > 2 else 1
-            x = unit(x, filters, stride=stride, use_bias=conv_bias,
-                     name=f"conv{stage}_block{index}")
+            x = unit(x, width, stride=first_stride if index == 1 else 1, use_bias=conv_bias,
+                     kernel=kernel, name=f"conv{stage}_block{index}")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
                            dtype="float32")(x)
@@ -113,8 +149,10 @@ def build_resnet(variant: str, input_shape, num_classes: int, *, conv_bias: bool
 
 def _register(variant: str):
     def builder(input_shape=(224, 224, 3), num_classes: int = 1000, *,
-                conv_bias: bool = False) -> keras.Model:
-        return build_resnet(variant, input_shape, num_classes, conv_bias=conv_bias)
+                conv_bias: bool = False, filters=STAGE_FILTERS, kernel_sizes=3,
+                strides=STAGE_STRIDES) -> keras.Model:
+        return build_resnet(variant, input_shape, num_classes, conv_bias=conv_bias,
+                            filters=filters, kernel_sizes=kernel_sizes, strides=strides)
 
     builder.__name__ = variant
     builder.__doc__ = (f"{variant}: {STAGES[variant][0]} units {STAGES[variant][1]}; "

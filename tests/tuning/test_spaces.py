@@ -1,0 +1,74 @@
+"""Search spaces: every registered space yields a config its builder accepts, names match."""
+
+import inspect
+
+import keras_tuner as kt
+import pytest
+
+import cnnkeras
+import experiments
+from cnnkeras.registry import ARCHITECTURES
+from tuning.spaces import SPACES, architecture_of
+
+BASE = experiments.get("lecture_digits")
+
+
+def keyword_options(architecture):
+    cnnkeras.list_architectures()  # registers the builders
+    parameters = inspect.signature(ARCHITECTURES.get(architecture)).parameters.values()
+    return {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+@pytest.mark.parametrize("name", SPACES.names())
+def test_every_space_builds_a_config_its_builder_accepts(name):
+    hp = kt.HyperParameters()
+    config = SPACES.get(name)(hp, BASE)
+    assert config.model.architecture in cnnkeras.list_architectures()
+    assert set(config.model.options) <= keyword_options(config.model.architecture)
+    assert {"learning_rate", "optimizer"} <= {p.name for p in hp.space}
+    assert config.train.optimizer == hp.values["optimizer"]
+
+
+def test_lecture_space_names_each_block_setting_after_what_it_sets():
+    hp = kt.HyperParameters()
+    SPACES.get("lecture_cnn")(hp, BASE)
+    assert [p.name for p in hp.space] == [
+        "filters_1", "filters_2", "kernel_size_1", "kernel_size_2", "strides_1", "strides_2",
+        "padding_1", "padding_2", "dense_units", "dropout", "batch_norm", "learning_rate",
+        "optimizer"]
+
+
+def test_lecture_space_turns_chosen_values_into_builder_options():
+    hp = kt.HyperParameters()
+    SPACES.get("lecture_cnn")(hp, BASE)
+    hp.values.update(filters_1=32, filters_2=64, kernel_size_2=5, strides_1=2, padding_2="same",
+                     dropout=0.25, batch_norm=True, learning_rate=3e-3, optimizer="sgd")
+    config = SPACES.get("lecture_cnn")(hp, BASE)
+    options = dict(config.model.options)
+    assert options["filters"] == (32, 64)
+    assert options["kernel_sizes"] == (3, 5)
+    assert options["strides"] == (2, 1)
+    assert options["paddings"] == ("valid", "same")
+    assert (options["dropout"], options["batch_norm"]) == (0.25, True)
+    assert (config.train.learning_rate, config.train.optimizer) == (3e-3, "sgd")
+    assert config.data == BASE.data  # a space leaves the data alone
+
+
+@pytest.mark.parametrize("variant", ["resnet18", "resnet50"])
+def test_resnet_space_varies_each_stage_and_defaults_to_the_papers_strides(variant):
+    hp = kt.HyperParameters()
+    options = dict(SPACES.get(variant)(hp, BASE).model.options)
+    names = {p.name for p in hp.space}
+    assert {f"{k}_{i}" for k in ("filters", "kernel_size", "strides") for i in range(1, 5)} <= names
+    assert options["strides"] == (1, 2, 2, 2)
+    assert options["filters"] == (16, 32, 64, 128)  # the smallest widths come first
+
+
+def test_a_space_decides_the_architecture_and_training_keeps_the_configured_one():
+    assert architecture_of(SPACES.get("resnet34"), BASE) == "resnet34"
+    assert architecture_of(SPACES.get("training"), BASE) == BASE.model.architecture
+
+
+def test_unknown_space_lists_the_known_ones():
+    with pytest.raises(ValueError, match="lecture_cnn"):
+        SPACES.get("no_such_space")
