@@ -42,12 +42,12 @@ PARENT_WAIT_SECONDS = 120
 class CnnHyperModel(kt.HyperModel):
     """Builds the model a space's config describes; a geometry misfit fails the trial."""
 
+    declaring = False  # True while KerasTuner only collects the space's hyperparameters
+
     def __init__(self, space, base: ExperimentConfig, input_shape, num_classes: int):
         super().__init__(name=base.tune.space)
         self.space, self.base = space, base
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
-
-    declaring = False  # True while KerasTuner only collects the space's hyperparameters
 
     def build(self, hp):
         config = self.space(hp, self.base)
@@ -143,13 +143,18 @@ class TrackedTuner:
         run = self.tracker.trial_run(trial)
         self._trial_run, self._execution = run, 0
         with tracking.active(run):
+            strategy = self.distribution_strategy or tf.distribute.get_strategy()
             run.log_params({**flatten(trial_config(self.hypermodel.space, trial,
                                                    self.tracker.config)),
-                            **trial.hyperparameters.values})
+                            **trial.hyperparameters.values,
+                            "replicas": strategy.num_replicas_in_sync})
             try:
                 histories = super().run_trial(trial, *args, **kwargs)
             except Exception as err:
                 run.set_tags({"trial_status": "FAILED", "failure_reason": failure_reason(err)})
+                raise
+            except BaseException:  # Ctrl-C, SIGTERM: the run ends KILLED, re-run on resume
+                run.set_tags({"trial_status": "KILLED"})
                 raise
             log_histories(run, histories, self.oracle.objective.name)
             run.set_tags({"trial_status": "COMPLETED"})
@@ -246,6 +251,19 @@ def parent_run(config: ExperimentConfig, exp_id: str, search_dir: str) -> tracki
     })
 
 
+def quiet_kerastuner() -> None:
+    kt_config.DEBUG = False  # a rejected trial is reported in one line, not a traceback
+    # Hyperband continues a trial from its weights file, which holds no optimizer state yet.
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+
+
+def log_search_config(parent: tracking.Run, config: ExperimentConfig, strategy, sizes) -> None:
+    """The resolved config (params and ``config.json``), replicas and split sizes."""
+    parent.log_params({**flatten(config), "replicas": strategy.num_replicas_in_sync,
+                       **{f"data.size.{k}": v for k, v in sizes.items()}})
+    parent.log_dict(json.loads(json.dumps(flatten(config), default=str)), "config.json")
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
     parent_run_id: str
@@ -265,11 +283,12 @@ def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strate
     architecture = architecture_of(space, config)
     if architecture != config.model.architecture:  # e.g. --set tune.space=resnet18
         config = dataclasses.replace(config, model=ModelConfig(architecture))
-    kt_config.DEBUG = False  # a rejected trial is reported in one line, not a traceback
-    # Hyperband continues a trial from its weights file, which holds no optimizer state yet.
-    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+    quiet_kerastuner()
     keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
+    if config.tune.tuner == "hyperband":
+        print(f"Hyperband ignores max_trials: its budget is "
+              f"tune.hyperband_max_epochs={config.tune.hyperband_max_epochs} (factor 3).")
     datasets = training.load_data(config, distribute.global_batch_size(config.train.batch_size,
                                                                       strategy))
     exp_id = tracking.experiment_id(config.mlflow_experiment)
@@ -292,9 +311,7 @@ def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strate
         print(f"Worker {tuner.tuner_id} done; its trials are under MLflow run {parent.run_id}.")
         return SearchResult(parent.run_id, exp_id, None)
     with tracking.active(parent):
-        parent.log_params({**flatten(config), "replicas": strategy.num_replicas_in_sync,
-                           **{f"data.size.{k}": v for k, v in datasets.sizes.items()}})
-        parent.log_dict(json.loads(json.dumps(flatten(config), default=str)), "config.json")
+        log_search_config(parent, config, strategy, datasets.sizes)
         if role == "chief":
             distributed.serve(tuner, verbose=fit_args["verbose"])
         else:
