@@ -148,6 +148,7 @@ def bottleneck_head(model, splits: Splits, config: TransferConfig, run: tracking
     key = bottleneck.cache_key(
         data=config.data, data_dir=config.data_dir, limit=config.limit, seed=config.seed,
         fractions=(config.validation_fraction, config.test_fraction),
+        sizes=splits.source.sizes, classes=splits.source.class_names,
         image_size=config.image_size, weights=weights, weights_sha1=(
             bottleneck.file_fingerprint(weights) if weights not in (None, "imagenet") else None))
     folder = Path(config.output_dir) / "bottlenecks" / key
