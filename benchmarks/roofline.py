@@ -37,16 +37,20 @@ def train_gflops(flops: Optional[int], images_per_second: float) -> Optional[flo
 
 
 def matmul_roof(size: int, dtype, *, repeats: int, warmup: int, chain: int = 4) -> dict:
-    """GFLOP/s of ``chain`` back-to-back size x size matmuls in one graph call."""
-    a = tf.random.stateless_uniform((size, size), seed=(1, 2), dtype=tf.float32)
-    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+    """GFLOP/s of ``chain`` dependent size x size matmuls (x <- x @ b) in one graph call.
+
+    Each product feeds the next, so graph optimisation cannot merge them (four identical
+    independent matmuls would be computed once and counted four times).
+    """
+    a = tf.cast(tf.random.stateless_uniform((size, size), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_uniform((size, size), seed=(3, 4)) * (2.0 / size), dtype)
 
     @tf.function
     def run():
-        total = tf.zeros((), tf.float32)
+        x = a
         for _ in range(chain):
-            total += tf.cast(tf.reduce_sum(tf.matmul(a, b)[:1, :1]), tf.float32)
-        return total
+            x = tf.matmul(x, b)
+        return tf.reduce_sum(tf.cast(x[:1, :1], tf.float32))
 
     seconds = measure.timed(lambda: run().numpy(), repeats=repeats, warmup=warmup)
     rates = [2 * size ** 3 * chain / s / 1e9 for s in seconds]

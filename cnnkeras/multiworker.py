@@ -43,9 +43,11 @@ def replica_totals(labels, probabilities):
     return losses, tf.cast(right, tf.float32)
 
 
-def make_train_step(model: keras.Model, strategy: tf.distribute.Strategy, *,
-                    jit_compile: bool = False):
-    """``step(distributed_batch) -> [loss sum, correct, examples]`` over all replicas."""
+def make_train_step(model: keras.Model, strategy: tf.distribute.Strategy):
+    """``step(distributed_batch) -> [loss sum, correct, examples]`` over all replicas.
+
+    A model compiled with ``jit_compile=True`` gets its replica arithmetic XLA-compiled.
+    """
     optimizer = model.optimizer
 
     def gradients(images, labels, global_examples):
@@ -59,7 +61,7 @@ def make_train_step(model: keras.Model, strategy: tf.distribute.Strategy, *,
         grads = tape.gradient(scaled, model.trainable_variables)
         return grads, tf.reduce_sum(losses), tf.reduce_sum(right)
 
-    if jit_compile:  # XLA for the replica's arithmetic; the all-reduce stays outside it
+    if model.jit_compile is True:  # XLA for the replica's arithmetic, not the all-reduce
         gradients = tf.function(gradients, jit_compile=True)
 
     def replica_step(images, labels):
@@ -121,35 +123,45 @@ def check_agreement(strategy: tf.distribute.Strategy, epoch: int) -> None:
             "or delete it to start over.")
 
 
-def fit(model: keras.Model, strategy: tf.distribute.Strategy, train, validation, *,
-        epochs: int, initial_epoch: int = 0,
-        checkpoint: Optional[backup.EpochCheckpoint] = None, callbacks: Sequence = (),
-        jit_compile: bool = False, verbose: int = 1) -> dict:
-    """Train ``model`` (compiled, built under ``strategy``) from ``initial_epoch`` to ``epochs``.
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch on stdout: metrics and seconds (the custom loop's progress)."""
 
-    Returns the history of the epochs run here: loss, accuracy, examples and val_* per epoch.
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = " - ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "examples")
+        print(f"epoch {epoch + 1}/{self.epochs} - {shown} - "
+              f"{time.perf_counter() - self.started:.1f}s", file=sys.stdout, flush=True)
+
+
+def fit(model: keras.Model, strategy: tf.distribute.Strategy, train, validation=None, *,
+        epochs: int, checkpoint: Optional[backup.EpochCheckpoint] = None,
+        callbacks: Sequence = ()) -> dict:
+    """Train ``model`` (compiled, built under ``strategy``) up to ``epochs``.
+
+    Starts after the epochs ``checkpoint`` holds (restored or 0) and saves it after each
+    epoch. Returns the history of the epochs run here: loss, accuracy, examples, val_*.
     """
-    train_step = make_train_step(model, strategy, jit_compile=jit_compile)
-    eval_step = make_eval_step(model, strategy)
+    train_step, eval_step = make_train_step(model, strategy), make_eval_step(model, strategy)
     train = strategy.experimental_distribute_dataset(train)
     validation = strategy.experimental_distribute_dataset(validation) if validation else None
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
     model.stop_training = False
     history: dict = {}
     hooks.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
+    for epoch in range(int(checkpoint.epoch.numpy()) if checkpoint else 0, epochs):
         hooks.on_epoch_begin(epoch)
-        started = time.perf_counter()
         logs = run_epoch(train_step, train)
         if validation is not None:
             logs.update({f"val_{k}": v for k, v in run_epoch(eval_step, validation).items()
                          if k != "examples"})
         if checkpoint is not None:
             checkpoint.save(epoch + 1)
-        if verbose:
-            shown = " - ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "examples")
-            print(f"epoch {epoch + 1}/{epochs} - {shown} - "
-                  f"{time.perf_counter() - started:.1f}s", file=sys.stdout, flush=True)
         hooks.on_epoch_end(epoch, logs)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
@@ -173,7 +185,7 @@ def early_stopping(config: ExperimentConfig) -> list:
                                           restore_best_weights=True)]
 
 
-def open_run(config: ExperimentConfig, strategy, root: Path, resumed: int,
+def open_run(config: ExperimentConfig, root: Path, resumed: int,
              tags: Optional[dict]) -> tracking.Run:
     """The chief's MLflow run: the interrupted one reopened when resuming, else a new one."""
     exp_id = tracking.experiment_id(config.mlflow_experiment)
@@ -225,17 +237,18 @@ def train_experiment(config: ExperimentConfig, strategy: tf.distribute.Strategy,
                                             model=model, optimizer=model.optimizer)
         resumed = checkpoint.restore()
     check_agreement(strategy, resumed)
-    run = open_run(config, strategy, root, resumed, tags) if chief else None
+    run = open_run(config, root, resumed, tags) if chief else None
     with (tracking.active(run) if chief else contextlib.nullcontext()), \
             tracking.artifact_dir() as folder:
         if chief:
             log_start(run, config, strategy, datasets, model)
         hooks = [run.callback()] if chief else []
+        if config.runtime.verbose:
+            hooks.append(EpochLine(config.train.epochs))
         started = time.perf_counter()
         history = fit(model, strategy, datasets.train, datasets.validation,
-                      epochs=config.train.epochs, initial_epoch=resumed, checkpoint=checkpoint,
-                      callbacks=[*hooks, *early_stopping(config), *callbacks],
-                      jit_compile=config.runtime.jit_compile, verbose=config.runtime.verbose)
+                      epochs=config.train.epochs, checkpoint=checkpoint,
+                      callbacks=[*hooks, *early_stopping(config), *callbacks])
         seconds = time.perf_counter() - started
         test_metrics = evaluate(model, strategy, datasets.test)
         if chief:
