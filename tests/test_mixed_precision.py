@@ -16,16 +16,9 @@ from cnnkeras.registry import ARCHITECTURES
 # 101/152): each costs 8-25 s here, so they run with `pytest -m slow`.
 SLOW = {"resnet34", "resnet50", "resnet101", "resnet152"}
 
-# Defects this sweep found in builders and layers maintained elsewhere; strict, so the
-# fix turns the test red until the mark is removed.
-KNOWN = {
-    "alexnet": "LocalResponseNormalization calls tf.nn.local_response_normalization in the "
-               "compute dtype; TF has no bfloat16 CPU (nor float16 GPU) LRN kernel",
-    "zfnet": "LocalResponseNormalization has no bfloat16 CPU kernel (see alexnet)",
-    "googlenet": "LocalResponseNormalization has no bfloat16 CPU kernel (see alexnet)",
-    "inception_v3": "the keras.applications top leaves `predictions` in the global policy "
-                    "(bfloat16) instead of float32",
-}
+# Defects this sweep finds in builders and layers maintained elsewhere go here as
+# strict xfails, so a fix turns the test red until the mark is removed.
+KNOWN: dict[str, str] = {}
 
 
 @pytest.fixture

@@ -58,16 +58,19 @@ def inception_v3(input_shape=(299, 299, 3), num_classes: int = 1000, *,
         raise ValueError(f"inception_v3 needs an input of at least {MIN_SIZE}x{MIN_SIZE}. "
                          f"Received: input_shape={tuple(input_shape)}")
     weights_file = check_weights(weights, input_shape)
-    if weights == "imagenet" and num_classes != 1000:
-        base = keras.applications.InceptionV3(
-            weights="imagenet", include_top=False, input_shape=tuple(input_shape))
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
-        outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
-                               dtype="float32")(x)
-        return keras.Model(base.input, outputs, name="inception_v3")
-    model = keras.applications.InceptionV3(
-        weights="imagenet" if weights == "imagenet" else None, include_top=True,
-        input_shape=tuple(input_shape), classes=num_classes)
+    imagenet_top = weights == "imagenet" and num_classes == 1000
+    base = keras.applications.InceptionV3(
+        weights="imagenet" if weights == "imagenet" and not imagenet_top else None,
+        include_top=False, input_shape=tuple(input_shape))
+    # Keras' own top computes in the global policy; under mixed precision the
+    # softmax must stay float32, so the head is built here, as Keras builds it.
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
+                           dtype="float32")(x)
+    model = keras.Model(base.input, outputs, name="inception_v3")
+    if imagenet_top:
+        model.set_weights(keras.applications.InceptionV3(
+            weights="imagenet", input_shape=tuple(input_shape)).get_weights())
     if weights_file is not None:
         model.load_weights(weights_file)
     return model
