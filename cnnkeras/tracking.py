@@ -90,6 +90,8 @@ def end_orphaned_runs(exp_id: str) -> list[str]:
             mlflow_client.set_terminated(run.info.run_id, status="KILLED")
             mlflow_client.set_tag(run.info.run_id, "cnnkeras.ended_by",
                                   "cleanup after process died")
+            if tags.get("trial_status") == "RUNNING":  # a search trial cut off mid-way
+                mlflow_client.set_tag(run.info.run_id, "trial_status", "KILLED")
             ended.append(run.info.run_id)
     return ended
 
