@@ -36,24 +36,29 @@ SUM = tf.distribute.ReduceOp.SUM
 
 
 def replica_totals(labels, probabilities):
-    """Per-example float32 cross-entropy and whether each prediction is right."""
+    """Float32 cross-entropy and correctness per target (an image's class, or a pixel's)."""
     probabilities = tf.cast(probabilities, tf.float32)
     losses = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
     right = tf.equal(tf.argmax(probabilities, axis=-1), tf.cast(labels, tf.int64))
     return losses, tf.cast(right, tf.float32)
 
 
+def counts(labels):
+    """Targets (labels' elements: one per image, or one per pixel) and images in a shard."""
+    return tf.cast(tf.size(labels), tf.float32), tf.cast(tf.shape(labels)[0], tf.float32)
+
+
 def make_train_step(model: keras.Model, strategy: tf.distribute.Strategy):
-    """``step(distributed_batch) -> [loss sum, correct, examples]`` over all replicas.
+    """``step(distributed_batch) -> [loss sum, correct, targets, images]`` over all replicas.
 
     A model compiled with ``jit_compile=True`` gets its replica arithmetic XLA-compiled.
     """
     optimizer = model.optimizer
 
-    def gradients(images, labels, global_examples):
+    def gradients(images, labels, global_targets):
         with tf.GradientTape() as tape:
             losses, right = replica_totals(labels, model(images, training=True))
-            loss = tf.reduce_sum(losses) / global_examples
+            loss = tf.reduce_sum(losses) / global_targets
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(
                     tf.add_n([tf.cast(x, tf.float32) for x in model.losses]))
@@ -66,11 +71,11 @@ def make_train_step(model: keras.Model, strategy: tf.distribute.Strategy):
 
     def replica_step(images, labels):
         context = tf.distribute.get_replica_context()
-        examples = tf.cast(tf.shape(labels)[0], tf.float32)
-        global_examples = context.all_reduce(SUM, examples)
-        grads, loss_sum, right = gradients(images, labels, tf.maximum(global_examples, 1.0))
+        targets, examples = counts(labels)
+        global_targets = context.all_reduce(SUM, targets)
+        grads, loss_sum, right = gradients(images, labels, tf.maximum(global_targets, 1.0))
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return context.all_reduce(SUM, tf.stack([loss_sum, right, examples]))
+        return context.all_reduce(SUM, tf.stack([loss_sum, right, targets, examples]))
 
     @tf.function(reduce_retracing=True)
     def step(batch):
@@ -84,8 +89,7 @@ def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy):
 
     def replica_step(images, labels):
         losses, right = replica_totals(labels, model(images, training=False))
-        totals = tf.stack([tf.reduce_sum(losses), tf.reduce_sum(right),
-                           tf.cast(tf.shape(labels)[0], tf.float32)])
+        totals = tf.stack([tf.reduce_sum(losses), tf.reduce_sum(right), *counts(labels)])
         return tf.distribute.get_replica_context().all_reduce(SUM, totals)
 
     @tf.function(reduce_retracing=True)
@@ -96,13 +100,13 @@ def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy):
 
 
 def run_epoch(step, dataset) -> dict:
-    """Mean loss and accuracy over one pass, and how many examples all replicas saw."""
-    totals = tf.zeros(3)
+    """Mean loss and accuracy per target over one pass, and the images all replicas saw."""
+    totals = tf.zeros(4)
     for batch in dataset:
         totals += step(batch)
-    loss_sum, right, examples = totals.numpy().astype("float64")
-    examples = max(examples, 1.0)
-    return {"loss": loss_sum / examples, "accuracy": right / examples, "examples": int(examples)}
+    loss_sum, right, targets, examples = totals.numpy().astype("float64")
+    targets = max(targets, 1.0)
+    return {"loss": loss_sum / targets, "accuracy": right / targets, "examples": int(examples)}
 
 
 def check_agreement(strategy: tf.distribute.Strategy, epoch: int) -> None:
@@ -230,6 +234,7 @@ def train_experiment(config: ExperimentConfig, strategy: tf.distribute.Strategy,
     chief = distribute.is_chief(strategy)
     datasets = training.load_data(
         config, distribute.global_batch_size(config.train.batch_size, strategy))
+    training.check_labels_fit_task(config.model.architecture, datasets)
     root = backup.backup_dir(config)
     with strategy.scope():
         model = training.build_model(config, datasets.input_shape, datasets.num_classes)

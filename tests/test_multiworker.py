@@ -9,10 +9,13 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from cnnkeras import launch
+import cnnkeras
+from cnnkeras import data, launch, multiworker, training
 
 # One worker of a cluster: trains a small lecture CNN on the bundled digits under
 # MultiWorkerMirroredStrategy, dumping its weights before and after training.
@@ -177,3 +180,24 @@ def test_launcher_runs_as_a_module(tmp_path):
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.splitlines()[0] == "[worker 0] True"
+
+
+@pytest.mark.parametrize("architecture, spec, size", [
+    ("lecture_cnn", "digits", (16, 16)),
+    ("atrous_segmenter", "segmentation:digits", (12, 12)),  # one target per pixel
+])
+def test_custom_loop_loss_and_accuracy_match_keras_evaluate(architecture, spec, size):
+    """The loop's totals are means per target, as Keras computes them, for classes and masks."""
+    keras.utils.set_random_seed(0)
+    plan = data.SplitPlan(0.1, 0.1, seed=0, limit=40)
+    loaded = data.load(spec, image_size=size, channels=1, batch_size=16, plan=plan)
+    model = cnnkeras.build(architecture, input_shape=(*size, 1), num_classes=loaded.num_classes)
+    training.compile_model(model, optimizer="adam", learning_rate=1e-3)
+    strategy = tf.distribute.get_strategy()
+    history = multiworker.fit(model, strategy, loaded.train, epochs=1)
+    assert history["examples"] == [40]
+    ours = multiworker.evaluate(model, strategy, loaded.train)
+    theirs = model.evaluate(loaded.train, return_dict=True, verbose=0)
+    assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+    assert ours["accuracy"] == pytest.approx(theirs["accuracy"], abs=1e-6)
+    assert 0.0 <= ours["accuracy"] <= 1.0
