@@ -88,6 +88,9 @@ def _train(sub):
                "data.data_dir": args.data_dir})
         result = train_experiment(config, start_runtime(config))
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+        if not result.run_id:  # a non-chief worker: the chief logs and saves
+            print(f"test: {metrics}\n(worker: the chief saves the model and logs to MLflow)")
+            return
         print(f"test: {metrics}\nmodel: {result.model_path}\nMLflow run: {result.run_id}")
 
     return handler
