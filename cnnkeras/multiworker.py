@@ -211,7 +211,7 @@ def log_start(run: tracking.Run, config: ExperimentConfig, strategy, datasets, m
         "global_batch_size": distribute.global_batch_size(config.train.batch_size, strategy),
         "precision": keras.mixed_precision.global_policy().name,
         **{f"data.size.{k}": v for k, v in datasets.sizes.items()},
-        "parameters": model.count_params(),
+        **training.model_facts(model),
     })
     run.log_text(training.summary_text(model), "model_summary.txt")
 

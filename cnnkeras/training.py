@@ -106,6 +106,13 @@ def build_model(config: ExperimentConfig, input_shape, num_classes: int) -> kera
                          metrics=task_metrics(config.model.architecture, num_classes))
 
 
+def model_facts(model: keras.Model) -> dict:
+    """What every run records about its model: parameter count and FLOPs per image."""
+    from cnnkeras.analysis import model_flops
+
+    return {"parameters": model.count_params(), "flops_per_image": model_flops(model)}
+
+
 def predict_labels(model: keras.Model, dataset: tf.data.Dataset):
     """True and predicted labels over a batched (image, label) dataset, in this process.
 
@@ -198,7 +205,7 @@ def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.
             run.log_text("\n".join(datasets.skipped_files), "data/skipped_files.txt")
         with strategy.scope():
             model = build_model(config, datasets.input_shape, datasets.num_classes)
-        run.log_params({"parameters": model.count_params()})
+        run.log_params(model_facts(model))
         run.log_text(summary_text(model), "model_summary.txt")
         started = time.perf_counter()
         history = model.fit(datasets.train, validation_data=datasets.validation,

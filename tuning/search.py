@@ -170,7 +170,7 @@ class TrackedTuner:
 
     def _try_build(self, hp):
         model = super()._try_build(hp)
-        self._trial_run.log_params({"parameters": model.count_params()})
+        self._trial_run.log_params(training.model_facts(model))
         return model
 
     def on_trial_begin(self, trial):

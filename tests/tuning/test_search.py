@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 import cnnkeras
 import experiments
+from cnnkeras.analysis import model_flops
 from cnnkeras.config import apply_overrides
 from tuning.search import run_search
 
@@ -86,6 +87,7 @@ def test_each_trial_logs_its_hyperparameters_config_parameter_count_and_metrics(
                                       "dropout": float(params["dropout"]),
                                       "batch_norm": params["batch_norm"] == "True"})
             assert int(params["parameters"]) == built.count_params()
+            assert int(params["flops_per_image"]) == model_flops(built)
             metrics = run.data.metrics
             assert {"loss", "val_accuracy", "final_val_accuracy", "best_val_loss"} <= set(metrics)
             assert metrics["epochs_run"] == 1
