@@ -136,6 +136,31 @@ def _ui(sub):
     return handler
 
 
+@command("compare", "rank and plot the runs of cnnkeras experiments, logged as a comparison run")
+def _compare(sub):
+    parser = sub.add_parser("compare", help="compare the runs of experiments")
+    parser.add_argument("experiments", nargs="*", help="experiment names (default: all)")
+    parser.add_argument("--metric", default="val_accuracy", help="metric to rank runs by")
+    parser.add_argument("--top", type=int, default=10, help="how many runs the table lists")
+    parser.add_argument("--format", default="markdown", choices=("markdown", "csv", "json"),
+                        help="how to print the table")
+    parser.add_argument("--output-dir", default="runs/compare", help="where files are written")
+
+    def handler(args):
+        from pathlib import Path
+
+        from cnnkeras import compare
+
+        comparison = compare.load(args.experiments, args.metric)
+        files = compare.write(comparison, Path(args.output_dir), args.top)
+        run_id = compare.log(files, args.experiments, args.metric)
+        print(compare.render(compare.best_table(comparison, args.top), args.format))
+        print(f"\nwrote {len(files)} files to {args.output_dir}; logged to MLflow run {run_id} "
+              f"(experiment {compare.COMPARISONS})", file=sys.stderr)
+
+    return handler
+
+
 @command("list", "list architectures, experiments and dataset specs")
 def _list(sub):
     sub.add_parser("list", help="list architectures, experiments and dataset specs")

@@ -207,6 +207,17 @@ def find_runs(exp_id: str, filter_string: str = "", max_results: int = 1000):
     return client().search_runs([exp_id], filter_string=filter_string, max_results=max_results)
 
 
+def cnnkeras_experiments() -> list:
+    """The store's live experiments that cnnkeras created (tagged as model training)."""
+    return [e for e in client().search_experiments()
+            if e.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND]
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of one metric of one run, in step order."""
+    return sorted((m.step, m.value) for m in client().get_metric_history(run_id, key))
+
+
 def run_status(run_id: str) -> str:
     return client().get_run(run_id).info.status
 

@@ -248,3 +248,51 @@ def plot_filter_demo(path, images=None) -> Path:
             axis.set_title(titles[column], fontsize=9)
             axis.axis("off")
     return _save(fig, path)
+
+
+def pareto_front(costs, scores, *, maximize: bool = True) -> np.ndarray:
+    """Indices of the points no other point beats on both cost (lower) and score."""
+    order = np.lexsort((-np.asarray(scores) if maximize else np.asarray(scores),
+                        np.asarray(costs)))
+    front, best = [], None
+    for index in order:
+        score = scores[index]
+        if best is None or (score > best if maximize else score < best):
+            front.append(index)
+            best = score
+    return np.array(front, dtype=int)
+
+
+def plot_pareto(table, cost: str, score: str, path, *, maximize: bool = True) -> Path:
+    """Each run a point of cost against score (log cost axis), the Pareto front joined."""
+    costs = table[cost].astype(float).to_numpy()
+    scores = table[score].astype(float).to_numpy()
+    front = pareto_front(costs, scores, maximize=maximize)
+    fig, axis = plt.subplots(figsize=(6.5, 4.5))
+    axis.scatter(costs, scores, color="tab:blue", alpha=0.6, label="run")
+    axis.plot(costs[front], scores[front], color="tab:red", marker="o", label="Pareto front")
+    for index in front:
+        axis.annotate(str(table["run_name"].iloc[index]), (costs[index], scores[index]),
+                      fontsize=7, xytext=(4, 4), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel(cost)
+    axis.set_ylabel(score)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    axis.set_title(f"{score} against {cost}")
+    return _save(fig, path)
+
+
+def plot_metric_curves(curves, metric: str, path) -> Path:
+    """``{run name: [(step, value), ...]}`` overlaid, epoch on the x axis."""
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    for name, points in curves.items():
+        if points:
+            steps, values = zip(*points, strict=True)
+            axis.plot(np.asarray(steps) + 1, values, marker="o", label=name)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    axis.set_title(f"{metric} of the top runs")
+    return _save(fig, path)

@@ -37,3 +37,29 @@ def mnist_dir() -> Path:
 @pytest.fixture
 def flowers_dir() -> Path:
     return shared_data("flowers")
+
+
+@pytest.fixture(scope="session")
+def searched_store(tmp_path_factory):
+    """A real store: a three-trial search and one training run on tiny digits.
+
+    Yields (tracking URI, folder). Built once per test session, in-process.
+    """
+    import experiments
+    from cnnkeras.cli import main
+    from cnnkeras.config import apply_overrides
+    from tuning.search import run_search
+
+    folder = tmp_path_factory.mktemp("searched")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    tiny = ["train.epochs=2", "data.limit=120", "runtime.verbose=0"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        config = apply_overrides(experiments.get("lecture_digits"),
+                                 [*tiny, "tune.max_trials=3", f"tune.directory={folder / 't'}",
+                                  "model.options.kernel_sizes=3"])
+        run_search(config, verbose=0)
+        assert main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "2",
+                     *[arg for item in tiny for arg in ("--set", item)]]) == 0
+    yield uri, folder

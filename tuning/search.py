@@ -62,9 +62,11 @@ class CnnHyperModel(kt.HyperModel):
 class SearchTracker:
     """Finds or creates the MLflow runs of one search: the parent, trials, executions."""
 
-    def __init__(self, config: ExperimentConfig, exp_id: str, parent: tracking.Run):
+    def __init__(self, config: ExperimentConfig, exp_id: str, parent: tracking.Run,
+                 train_size: int):
         self.config, self.exp_id, self.parent = config, exp_id, parent
         self.prefix = training.run_name(config)
+        self.train_size = train_size  # examples per epoch, for images per second
 
     def child(self, tags: dict, name: str, parent_id: str) -> tracking.Run:
         clauses = [f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'"]
@@ -129,6 +131,13 @@ def failure_reason(err: Exception) -> str:
     return text[:5000]
 
 
+def log_speed(run: tracking.Run, histories, train_size: int, seconds: float) -> None:
+    """Wall time of the trial and training images per second over all its epochs."""
+    epochs = sum(len((h.history if hasattr(h, "history") else h)["loss"]) for h in histories)
+    run.log_metrics({"train_seconds": seconds,
+                     "images_per_second": train_size * epochs / max(seconds, 1e-9)})
+
+
 class TrackedTuner:
     """Mixed into a KerasTuner tuner: MLflow runs around trials, and a safe oracle file.
 
@@ -148,6 +157,7 @@ class TrackedTuner:
                                                    self.tracker.config)),
                             **trial.hyperparameters.values,
                             "replicas": strategy.num_replicas_in_sync})
+            started = time.perf_counter()
             try:
                 histories = super().run_trial(trial, *args, **kwargs)
             except Exception as err:
@@ -157,6 +167,7 @@ class TrackedTuner:
                 run.set_tags({"trial_status": "KILLED"})
                 raise
             log_histories(run, histories, self.oracle.objective.name)
+            log_speed(run, histories, self.tracker.train_size, time.perf_counter() - started)
             run.set_tags({"trial_status": "COMPLETED"})
         return histories
 
@@ -302,7 +313,7 @@ def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strate
     hypermodel = CnnHyperModel(space, config, datasets.input_shape, datasets.num_classes)
     tuner = make_tuner(dataclasses.replace(config, tune=dataclasses.replace(
         config.tune, overwrite=False, directory=str(project.parent))), hypermodel, strategy)
-    tuner.tracker = SearchTracker(config, exp_id, parent)
+    tuner.tracker = SearchTracker(config, exp_id, parent, datasets.sizes["train"])
     fit_args = dict(x=datasets.train, validation_data=datasets.validation,
                     epochs=config.train.epochs, shuffle=False,  # the pipeline shuffles
                     verbose=config.runtime.verbose if verbose is None else verbose)
