@@ -1,0 +1,130 @@
+"""`cnnkeras ui` in a real headless Chromium: what a person sees in the MLflow dashboard.
+
+Needs Debian's chromium at /usr/bin/chromium (`.ci/run` installs it); screenshots are
+written to test-artifacts/dashboard/ for a look afterwards.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "dashboard"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"cnnkeras ui exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer")
+
+
+@pytest.fixture(scope="module")
+def ui(searched_store):
+    """`cnnkeras ui` on a free port; yields the URLs it printed, by what they open."""
+    uri, folder = searched_store
+    port = free_port()
+    log = open(folder / f"ui-{port}.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnkeras", "ui", "--port", str(port)], cwd=folder,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", process)
+        log.seek(0)
+        printed = log.read()
+        urls = {line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].strip()
+                for line in printed.splitlines() if ": http://127.0.0.1" in line}
+        yield {"uri": uri, "base": f"http://127.0.0.1:{port}", "printed": printed, **urls}
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
+            viewport={"width": 1400, "height": 900})
+        yield context.new_page()
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_ui_prints_the_runs_table_and_compare_urls(ui):
+    assert "bound to 127.0.0.1 only" in ui["printed"]
+    assert ui["lecture_digits"].endswith("?workflowType=machine_learning")
+    assert any(key.startswith("compare the trials") for key in ui)
+
+
+def test_runs_table_lists_the_search_and_its_trials(ui, page):
+    page.goto(ui["lecture_digits"])
+    page.get_by_text("lecture_cnn digits search").first.wait_for(timeout=60_000)
+    row = page.locator("[role=row]", has_text="lecture_cnn digits search").first
+    row.locator("button[data-component-id*='runnamecellrenderer']").first.click()
+    for trial in range(3):
+        page.get_by_text(f"lecture_cnn digits trial {trial}", exact=True).first.wait_for(
+            timeout=30_000)
+    page.screenshot(path=SHOTS / "runs_table.png", full_page=True)
+    assert "Model training" in page.inner_text("body")
+
+
+def test_a_trial_page_shows_its_params_and_metrics(ui, page):
+    client = MlflowClient(ui["uri"])
+    experiment = client.get_experiment_by_name("lecture_digits")
+    (trial,) = client.search_runs([experiment.experiment_id],
+                                  "tags.`trial_id` = '0'")
+    page.goto(f"{ui['base']}/#/experiments/{experiment.experiment_id}/runs/{trial.info.run_id}")
+    page.get_by_text("filters_1").first.wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    page.screenshot(path=SHOTS / "trial_run.png", full_page=True)
+    assert "lecture_cnn digits trial 0" in body
+    for name in ("filters_1", "kernel_size_1", "strides_1", "padding_1", "flops_per_image",
+                 "val_accuracy", "images_per_second"):
+        assert name in body
+    assert f"{trial.data.metrics['val_accuracy']:.4f}"[:5] in body
+
+
+def test_compare_page_renders_the_parallel_coordinates_chart(ui, page):
+    url = next(value for key, value in ui.items() if key.startswith("compare the trials"))
+    page.goto(url)
+    page.get_by_text("Parallel Coordinates Plot").first.wait_for(timeout=60_000)
+    chart = page.locator(".js-plotly-plot").first
+    chart.wait_for(timeout=60_000)
+    page.screenshot(path=SHOTS / "compare.png", full_page=True)
+    assert page.get_by_text("Comparing 3 Runs").count() >= 1
+    assert chart.locator("svg").count() >= 1
+    box = chart.bounding_box()
+    assert box["width"] > 200 and box["height"] > 200
