@@ -26,5 +26,5 @@ def names() -> list[str]:
     return EXPERIMENTS.names()
 
 
-from experiments import lecture  # noqa: E402,F401  (registers its experiments)
-from experiments import nn_variants  # noqa: E402,F401
+# Importing a family module registers its experiments.
+from experiments import lecture, nn_variants  # noqa: E402,F401

@@ -34,7 +34,8 @@ def per_block(value, count: int, label: str) -> tuple:
 def check_geometry(input_shape, filters, kernel_sizes, strides, paddings, pool_size):
     """Walk the feature-map size through every conv and pool; raise naming the layer that fails."""
     shape = tuple(input_shape[:2])
-    for index, (kernel, stride, padding) in enumerate(zip(kernel_sizes, strides, paddings), 1):
+    for index, (kernel, stride, padding) in enumerate(
+            zip(kernel_sizes, strides, paddings, strict=True), 1):
         shape = output_shape_2d(shape, kernel, stride, padding, layer=f"block{index}_conv")
         if pool_size > 1:
             shape = output_shape_2d(shape, pool_size, pool_size, layer=f"block{index}_pool")
@@ -80,7 +81,7 @@ def lecture_cnn(
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for index, (width, kernel, stride, padding) in enumerate(
-        zip(filters, kernel_sizes, strides, paddings), 1
+        zip(filters, kernel_sizes, strides, paddings, strict=True), 1
     ):
         x = conv_block(
             x, int(width), kernel_size=int(kernel), strides=int(stride), padding=padding,
@@ -90,5 +91,6 @@ def lecture_cnn(
     x = layers.Dense(dense_units, activation="relu", name="fc1")(x)
     if dropout:
         x = layers.Dropout(dropout, name="fc1_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
+                           dtype="float32")(x)
     return keras.Model(inputs, outputs, name="lecture_cnn")
