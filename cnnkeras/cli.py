@@ -127,11 +127,13 @@ def _ui(sub):
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (default 1: one person's dashboard)")
 
     def handler(args):
         from cnnkeras import dashboard
 
-        return dashboard.serve(host=args.host, port=args.port)
+        return dashboard.serve(host=args.host, port=args.port, workers=args.workers)
 
     return handler
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from typing import Optional
 
 from cnnkeras import tracking
@@ -19,13 +23,19 @@ def runs_url(base_url: str, experiment_id: str) -> str:
 
 
 def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
-    return f"{base_url}/#/experiments/{experiment_id}/runs/{run_id}"
+    """One run's page (params, metrics, artifacts), in the model-training view."""
+    return f"{base_url}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}"
 
 
 def compare_url(base_url: str, experiment_id: str, run_ids) -> str:
-    """MLflow's compare page (parallel coordinates, scatter, contour) for these runs."""
+    """MLflow's compare page (parallel coordinates, scatter, contour) for these runs.
+
+    The format of MLflow 3.17's ``getCompareRunPageRoute``; the view parameter keeps
+    the model-training navigation (without it the page opens under GenAI evaluations).
+    """
     runs = json.dumps(list(run_ids), separators=(",", ":"))
-    return f"{base_url}/#/compare-runs?runs={runs}&experiments=[\"{experiment_id}\"]"
+    return (f"{base_url}/#/compare-runs?runs={runs}&experiments=[\"{experiment_id}\"]"
+            f"&{VIEW}")
 
 
 def experiment_urls(base_url: str) -> list[tuple[str, str]]:
@@ -62,16 +72,52 @@ def where_to_look(base_url: str) -> list[str]:
     return lines or ["  (no cnnkeras experiments yet: run `make tune` or `cnnkeras train`)"]
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Print where to look, then run ``mlflow ui`` in the foreground until Ctrl-C."""
+def server_command(uri: str, *, host: str, port: int, workers: int) -> list[str]:
+    """The ``mlflow ui`` command line ``serve`` runs."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", host, "--port", str(port), "--workers", str(workers)]
+
+
+def server_environment() -> dict:
+    """This environment, with MLflow's GenAI job runner off unless the user set it.
+
+    The runner (judges, prompt optimisation, trace roll-ups) starts seven extra
+    processes that a model-training dashboard never uses.
+    """
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> int:
+    """Print where to look, then run ``mlflow ui`` in the foreground until Ctrl-C.
+
+    The server runs in its own process group, ended as a whole when this process
+    is interrupted or terminated, so no worker outlives ``cnnkeras ui``.
+    """
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1. Received: {workers}")
     uri = tracking.tracking_uri()
     base = f"http://{host}:{port}"
     print(f"MLflow UI for {uri}\n  {base}  (bound to {host} only; another address or port: "
           "`make ui ARGS='--host 0.0.0.0 --port 5001'`)")
     print("\n".join(where_to_look(base)), flush=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port)]
+    server = subprocess.Popen(server_command(uri, host=host, port=port, workers=workers),
+                              env=server_environment(), start_new_session=True)
     try:
-        return subprocess.call(command)
+        return server.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        stop(server)
+
+
+def stop(server: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """SIGTERM to the server's whole process group; SIGKILL whatever is left after the grace."""
+    deadline = time.monotonic() + grace_seconds
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=0.2)  # reap the leader, or the group never looks empty
+            os.killpg(server.pid, 0)  # ProcessLookupError once every member has exited
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()

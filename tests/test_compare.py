@@ -42,6 +42,7 @@ def test_compare_ranks_trials_and_training_runs_and_logs_a_comparison_run(store,
         assert row["flops_per_image"] == int(run.data.params["flops_per_image"])
         assert row["final_val_accuracy"] == pytest.approx(run.data.metrics["val_accuracy"])
         assert row["images_per_second"] > 0
+        assert row["run_id"] == run.info.run_id
     comparisons = client.get_experiment_by_name(compare.COMPARISONS)
     (logged,) = client.search_runs([comparisons.experiment_id])
     assert logged.info.status == "FINISHED"
@@ -100,7 +101,37 @@ def test_ui_urls_open_the_training_view_and_the_latest_search_compare_page(store
     url = compare_line.split(": ", 1)[1]
     assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=[")
     assert json.loads(url.split("runs=")[1].split("&")[0]) == run_ids
-    assert url.endswith(f'&experiments=["{experiment_id}"]')
+    assert url.endswith(f'&experiments=["{experiment_id}"]&workflowType=machine_learning')
+    assert dashboard.run_url("http://h:1", "3", "abc") == \
+        "http://h:1/#/experiments/3/runs/abc?workflowType=machine_learning"
+
+
+def test_latest_search_trials_carry_exactly_the_search_space(store, tmp_path):
+    """The parallel-coordinates columns are the hyperparameters KerasTuner recorded."""
+    comparison = compare.load(["lecture_digits"])
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("lecture_digits")
+    (search,) = client.search_runs([experiment.experiment_id], "tags.`cnnkeras.kind` = 'search'")
+    trials_csv = client.download_artifacts(search.info.run_id, "trials.csv", str(tmp_path))
+    recorded = set(pd.read_csv(trials_csv).columns) - {"trial_id", "status", "score", "reason",
+                                                        "run_id"}
+    assert "filters_1" in recorded and "learning_rate" in recorded
+    assert set(comparison.search_trials.columns) == recorded | {"score"}
+    assert len(comparison.search_trials) == 3
+
+
+def test_ui_server_runs_without_the_genai_job_runner_unless_asked(monkeypatch):
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    assert dashboard.server_environment()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    assert dashboard.server_environment()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+    command = dashboard.server_command("sqlite:///x.db", host="127.0.0.1", port=5001, workers=2)
+    assert command[-6:] == ["--host", "127.0.0.1", "--port", "5001", "--workers", "2"]
+
+
+def test_ui_rejects_zero_workers_in_one_line(store, capsys):
+    assert main(["ui", "--workers", "0"]) == 2
+    assert "--workers must be at least 1. Received: 0" in capsys.readouterr().err
 
 
 def test_markdown_escapes_pipes():

@@ -6,6 +6,7 @@ written to test-artifacts/dashboard/ for a look afterwards.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+
+from cnnkeras import dashboard
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "dashboard"
@@ -32,16 +35,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
+
+
 def wait_for_http(url: str, process, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"cnnkeras ui exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
+        if answers(url):
             return
-        except OSError:
-            time.sleep(0.5)
+        time.sleep(0.5)
     pytest.fail(f"{url} did not answer")
 
 
@@ -63,13 +72,25 @@ def ui(searched_store):
                 for line in printed.splitlines() if ": http://127.0.0.1" in line}
         yield {"uri": uri, "base": f"http://127.0.0.1:{port}", "printed": printed, **urls}
     finally:
-        os.killpg(process.pid, 15)
+        os.killpg(process.pid, signal.SIGTERM)  # as a supervisor would stop `cnnkeras ui`
         process.wait(timeout=30)
         log.close()
+    # serve() runs mlflow in its own process group and must end it on the way out.
+    assert not answers(f"http://127.0.0.1:{port}/health"), "the MLflow server outlived it"
+
+
+def sidebar(page) -> str:
+    return page.locator("aside").first.inner_text()
+
+
+def assert_model_training_view(page) -> None:
+    """MLflow's model-training navigation, not the GenAI one (judges, evaluation runs)."""
+    text = sidebar(page)
+    assert "Model registry" in text and "Judges" not in text, text
 
 
 @pytest.fixture(scope="module")
-def page():
+def page(request):
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -81,6 +102,9 @@ def page():
         yield context.new_page()
         context.close()
     shutil.rmtree(profile, ignore_errors=True)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\ndashboard screenshots: {SHOTS}")
 
 
 def test_ui_prints_the_runs_table_and_compare_urls(ui):
@@ -98,7 +122,7 @@ def test_runs_table_lists_the_search_and_its_trials(ui, page):
         page.get_by_text(f"lecture_cnn digits trial {trial}", exact=True).first.wait_for(
             timeout=30_000)
     page.screenshot(path=SHOTS / "runs_table.png", full_page=True)
-    assert "Model training" in page.inner_text("body")
+    assert_model_training_view(page)
 
 
 def test_a_trial_page_shows_its_params_and_metrics(ui, page):
@@ -106,15 +130,23 @@ def test_a_trial_page_shows_its_params_and_metrics(ui, page):
     experiment = client.get_experiment_by_name("lecture_digits")
     (trial,) = client.search_runs([experiment.experiment_id],
                                   "tags.`trial_id` = '0'")
-    page.goto(f"{ui['base']}/#/experiments/{experiment.experiment_id}/runs/{trial.info.run_id}")
+    page.goto(dashboard.run_url(ui["base"], experiment.experiment_id, trial.info.run_id))
     page.get_by_text("filters_1").first.wait_for(timeout=60_000)
     body = page.inner_text("body")
     page.screenshot(path=SHOTS / "trial_run.png", full_page=True)
+    assert_model_training_view(page)
     assert "lecture_cnn digits trial 0" in body
     for name in ("filters_1", "kernel_size_1", "strides_1", "padding_1", "flops_per_image",
                  "val_accuracy", "images_per_second"):
         assert name in body
     assert f"{trial.data.metrics['val_accuracy']:.4f}"[:5] in body
+    # What a person sees on scrolling down: the metric and parameter tables themselves.
+    for name, shot in (("val_accuracy", "trial_run_metrics.png"),
+                       ("filters_1", "trial_run_params.png")):
+        cell = page.get_by_text(name, exact=True).first
+        cell.scroll_into_view_if_needed()
+        assert cell.is_visible()
+        page.screenshot(path=SHOTS / shot)
 
 
 def test_compare_page_renders_the_parallel_coordinates_chart(ui, page):
@@ -124,6 +156,7 @@ def test_compare_page_renders_the_parallel_coordinates_chart(ui, page):
     chart = page.locator(".js-plotly-plot").first
     chart.wait_for(timeout=60_000)
     page.screenshot(path=SHOTS / "compare.png", full_page=True)
+    assert_model_training_view(page)
     assert page.get_by_text("Comparing 3 Runs").count() >= 1
     assert chart.locator("svg").count() >= 1
     box = chart.bounding_box()
