@@ -9,18 +9,23 @@ of the top runs overlaid, and the parallel coordinates of the latest search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
 import pandas as pd
 
 from cnnkeras import dashboard, tracking, viz
+from cnnkeras.config import ExperimentConfig
 
 COMPARISONS = "cnnkeras-comparisons"
 TRAINED = ("train", "trial", "transfer")
 COLUMNS = ("run_name", "experiment", "architecture", "dataset", "parameters",
            "flops_per_image", "images_per_second", "wall_seconds")
+# Params a trial logs beside its hyperparameters that carry no config section.
+NOT_HYPERPARAMETERS = frozenset(
+    {*(field.name for field in fields(ExperimentConfig)),
+     "parameters", "flops_per_image", "replicas", "precision"})
 
 
 @dataclass(frozen=True)
@@ -96,15 +101,19 @@ def search_trials(experiments, metric: str) -> Optional[pd.DataFrame]:
     rows = []
     for run_id in latest[2]:
         run = tracking.client().get_run(run_id)
-        values = {k: v for k, v in run.data.params.items() if "." not in k
-                  and k not in ("parameters", "flops_per_image", "replicas")}
         if metric in run.data.metrics:
-            rows.append({**values, "score": run.data.metrics[metric]})
+            rows.append({**hyperparameters(run.data.params), "score": run.data.metrics[metric]})
     return pd.DataFrame(rows) if rows else None
 
 
+def hyperparameters(params: dict) -> dict:
+    """A trial's search-space values: its params without a config section (``train.epochs``)
+    and other than the config's own top-level fields and the model facts."""
+    return {k: v for k, v in params.items() if "." not in k and k not in NOT_HYPERPARAMETERS}
+
+
 def best_table(comparison: Comparison, top: int) -> pd.DataFrame:
-    columns = [*COLUMNS, f"best_{comparison.metric}", f"final_{comparison.metric}"]
+    columns = [*COLUMNS, f"best_{comparison.metric}", f"final_{comparison.metric}", "run_id"]
     return comparison.table.head(top)[columns]
 
 
@@ -149,7 +158,8 @@ def write(comparison: Comparison, folder: Path, top: int) -> list[Path]:
     files.append(viz.plot_metric_curves(curves, metric, folder / f"{metric}_curves.png"))
     if comparison.search_trials is not None and len(comparison.search_trials) >= 2:
         files.append(viz.plot_parallel_coordinates(
-            comparison.search_trials, metric, folder / "latest_search_parallel_coordinates.png"))
+            comparison.search_trials, metric, folder / "latest_search_parallel_coordinates.png",
+            exclude=("score",)))
     return files
 
 

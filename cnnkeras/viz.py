@@ -290,6 +290,7 @@ def plot_metric_curves(curves, metric: str, path) -> Path:
         if points:
             steps, values = zip(*points, strict=True)
             axis.plot(np.asarray(steps) + 1, values, marker="o", label=name)
+    axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric)
     axis.grid(alpha=0.3)
