@@ -15,6 +15,14 @@ layer                  op                            Keras counterpart
 ``NNSeparableConv2D``  ``tf.nn.separable_conv2d``    ``SeparableConv2D``
 =====================  ============================  ===================================
 
+Dilation is exact on every CPU. TensorFlow's CPU kernels without oneDNN (AMD,
+ARM and Apple CPUs, or ``TF_ENABLE_ONEDNN_OPTS=0``) refuse a dilation above 1 in
+Conv3D and in Conv2DBackpropInput (the op of ``conv2d_transpose`` and of the
+input gradient of ``conv1d``), so these layers dilate the kernel themselves with
+``dilate_kernel`` and run the op at rate 1: the atrous convolution of the
+definition, zeros between the taps. ``tf.nn.atrous_conv2d`` and the depthwise
+ops dilate through ``space_to_batch`` and need no help.
+
 Arguments are checked when the layer is made (positive sizes, no stride with
 dilation, equal strides where the op needs them) and the geometry when it is
 built (a kernel must fit a ``"valid"``-padded input), each with a
@@ -38,6 +46,29 @@ def spatial_tuple(value, rank: int, label: str, owner: str) -> tuple[int, ...]:
             f"Received: {label}={value!r}"
         )
     return items
+
+
+def dilate_kernel(kernel, rates):
+    """``kernel`` (spatial axes first) with ``rate - 1`` zeros inserted between its taps.
+
+    Along an axis of ``k`` taps at rate ``r`` the kernel becomes ``r * (k - 1) + 1``
+    taps, so a rate-1 convolution with it is the dilated convolution:
+    ``[1, 2, 3]`` at rate 3 is ``[1, 0, 0, 2, 0, 0, 3]``. Differentiable, so the
+    kernel trains through it.
+    """
+    for axis, rate in enumerate(rates):
+        if rate == 1:
+            continue
+        shape = tf.shape(kernel)
+        taps = shape[axis]
+        spread = tf.expand_dims(kernel, axis + 1)  # (..., k, 1, ...)
+        padding = [[0, 0]] * (len(kernel.shape) + 1)
+        padding[axis + 1] = [0, rate - 1]
+        spread = tf.pad(spread, padding)  # (..., k, rate, ...): each tap then rate-1 zeros
+        merged = tf.concat([shape[:axis], [taps * rate], shape[axis + 1:]], axis=0)
+        spread = tf.reshape(spread, merged)
+        kernel = tf.gather(spread, tf.range((taps - 1) * rate + 1), axis=axis)
+    return kernel
 
 
 class NNConvBase(keras.layers.Layer):
@@ -155,6 +186,10 @@ class NNFilterConv(NNConvBase):
         )
         return self.filters
 
+    def dilated_kernel(self, dtype):
+        """The kernel in ``dtype``, dilated explicitly (see ``dilate_kernel``)."""
+        return dilate_kernel(tf.cast(self.kernel, dtype), self.dilation_rate)
+
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, strides=self.strides,
@@ -176,8 +211,8 @@ class NNConv1D(NNFilterConv):
             inputs = tf.pad(inputs, [[0, 0], [left, 0], [0, 0]])
             padding = "valid"
         return tf.nn.conv1d(
-            inputs, tf.cast(self.kernel, inputs.dtype), stride=self.strides[0],
-            padding=padding.upper(), dilations=self.dilation_rate[0],
+            inputs, self.dilated_kernel(inputs.dtype), stride=self.strides[0],
+            padding=padding.upper(),
         )
 
 
@@ -189,9 +224,8 @@ class NNConv3D(NNFilterConv):
 
     def op(self, inputs):
         return tf.nn.conv3d(
-            inputs, tf.cast(self.kernel, inputs.dtype),
+            inputs, self.dilated_kernel(inputs.dtype),
             strides=(1, *self.strides, 1), padding=self.padding.upper(),
-            dilations=(1, *self.dilation_rate, 1),
         )
 
 
@@ -269,9 +303,8 @@ class NNConv2DTranspose(NNFilterConv):
         ]
         output_shape = tf.stack([dynamic[0], *sizes, self.filters])
         outputs = tf.nn.conv2d_transpose(
-            inputs, tf.cast(self.kernel, inputs.dtype), output_shape,
+            inputs, self.dilated_kernel(inputs.dtype), output_shape,
             strides=(1, *self.strides, 1), padding=self.padding.upper(),
-            dilations=(1, *self.dilation_rate, 1),
         )
         static_sizes = [s if isinstance(s, int) else None for s in sizes]
         outputs.set_shape((static[0], *static_sizes, self.filters))
