@@ -13,8 +13,7 @@ def build(name: str, *, input_shape, num_classes: int, **options):
     Unknown names raise ``ValueError`` listing the known ones; ``options`` are
     the builder's keyword options (filters, kernel sizes, strides, ...).
     """
-    from cnnkeras import architectures  # noqa: F401  (registers the builders)
-    from cnnkeras.registry import ARCHITECTURES
+    from cnnkeras.registry import ARCHITECTURES  # imports only the family of ``name``
 
     builder = ARCHITECTURES.get(name)
     params = inspect.signature(builder).parameters.values()
@@ -34,7 +33,6 @@ def build(name: str, *, input_shape, num_classes: int, **options):
 
 def default_input_shape(name: str) -> tuple:
     """The input shape ``name`` is built for by default (its paper's size)."""
-    from cnnkeras import architectures  # noqa: F401
     from cnnkeras.registry import ARCHITECTURES
 
     default = inspect.signature(ARCHITECTURES.get(name)).parameters["input_shape"].default
@@ -43,7 +41,6 @@ def default_input_shape(name: str) -> tuple:
 
 def list_architectures() -> list[str]:
     """The names ``build`` accepts."""
-    from cnnkeras import architectures  # noqa: F401
     from cnnkeras.registry import ARCHITECTURES
 
     return ARCHITECTURES.names()

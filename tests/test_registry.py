@@ -38,3 +38,22 @@ def test_build_rejects_unknown_option_listing_valid_ones():
 def test_lecture_cnn_is_listed_with_its_default_input():
     assert "lecture_cnn" in cnnkeras.list_architectures()
     assert cnnkeras.default_input_shape("lecture_cnn") == (28, 28, 1)
+
+
+def test_an_index_names_builders_before_their_module_is_imported():
+    registry = Registry("widget", index={"dumps": "json"})
+    assert registry.names() == ["dumps"] and "dumps" in registry
+    with pytest.raises(ValueError, match="registered by json, but the index names None"):
+        registry.add("loads", __import__("json").loads)
+
+
+def test_the_architecture_index_matches_what_the_families_register():
+    import importlib
+
+    from cnnkeras.registry import ARCHITECTURES
+
+    importlib.import_module("cnnkeras.architectures")  # every family registers its builders
+    for name in ARCHITECTURES.names():
+        builder = ARCHITECTURES.get(name)
+        assert callable(builder)
+        assert builder.__module__ == ARCHITECTURES._index[name]

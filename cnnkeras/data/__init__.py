@@ -12,15 +12,29 @@ Specs, one string each:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import tensorflow as tf
+from cnnkeras.data.specs import SPEC_FORMS, TFDS_NAMES
 
-from cnnkeras.data import derived, pipeline, sources
-from cnnkeras.data.sources import DataWarning, Source, SplitPlan
+if TYPE_CHECKING:
+    import tensorflow as tf
 
-SPEC_FORMS = ("digits", *sources.TFDS_NAMES, "idx:DIR", "folder:DIR", *derived.SPEC_FORMS)
+    from cnnkeras.data.sources import Source, SplitPlan
+
+# TensorFlow loads with the first of these names used, not with the package, so that
+# `cnnkeras list` and `--help` answer at once.
+LAZY = {"derived": "cnnkeras.data.derived", "pipeline": "cnnkeras.data.pipeline",
+        "sources": "cnnkeras.data.sources", "DataWarning": "cnnkeras.data.sources",
+        "Source": "cnnkeras.data.sources", "SplitPlan": "cnnkeras.data.sources"}
+
+
+def __getattr__(name: str):
+    if name not in LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(LAZY[name])
+    return module if module.__name__.endswith(f".{name}") else getattr(module, name)
 
 
 @dataclass(frozen=True)
@@ -43,10 +57,12 @@ class Datasets:
 
 def load_source(spec: str, plan: SplitPlan, data_dir: Optional[str] = None) -> Source:
     """The unbatched splits behind a dataset spec; unknown specs raise listing the valid forms."""
+    from cnnkeras.data import sources
+
     kind, _, argument = spec.partition(":")
     if kind == "digits" and not argument:
         return sources.load_digits(plan)
-    if kind in sources.TFDS_NAMES and not argument:
+    if kind in TFDS_NAMES and not argument:
         return sources.load_tfds(kind, plan, data_dir)
     if kind == "idx" and argument:
         return sources.load_idx(argument, plan)
@@ -69,6 +85,8 @@ def load(
 
     ``batch_size`` is the global batch size (per-replica size times replicas).
     """
+    from cnnkeras.data import derived, pipeline
+
     kind, _, inner = spec.partition(":")
     if kind in derived.TRANSFORMS and inner:  # moving:SPEC, segmentation:SPEC
         base = load(inner, image_size=image_size, channels=channels, batch_size=batch_size,

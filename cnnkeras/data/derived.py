@@ -23,10 +23,12 @@ import dataclasses
 
 import tensorflow as tf
 
+from cnnkeras.data.specs import DERIVED_FORMS
+
 FRAMES = 8
 MAX_SPEED = 3
 THRESHOLD = 0.5
-SPEC_FORMS = ("moving:SPEC", "segmentation:SPEC")
+SPEC_FORMS = DERIVED_FORMS
 
 
 def segmentation_masks(images, labels, threshold: float = THRESHOLD):
