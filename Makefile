@@ -9,10 +9,9 @@ EXPERIMENT ?= lecture_digits
 ARCH ?= lecture_cnn
 DATASET ?= digits
 ARGS ?=
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: setup test tune tune-distributed train train-multiworker transfer ui bench lint
+.PHONY: setup test test-no-onednn tune tune-distributed train train-multiworker transfer ui bench lint
 
 setup: $(STAMP)
 
@@ -26,6 +25,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+# The layers and architectures again on TensorFlow's plain CPU kernels (as on CPUs without
+# oneDNN: AMD before Zen 4, ARM, Apple), whatever CPU this machine has.
+test-no-onednn: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q tests/layers tests/architectures $(ARGS)
 
 tune: $(STAMP)
 	$(PY) -m cnnkeras tune $(EXPERIMENT) $(ARGS)
