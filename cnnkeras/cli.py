@@ -13,6 +13,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 COMMANDS: dict[str, Callable] = {}
+WITHOUT_TENSORFLOW = {"list", "ui", "compare"}  # answer at once; a test keeps them so
 
 
 def command(name: str, help_text: str):
@@ -129,11 +130,15 @@ def _ui(sub):
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes (default 1: one person's dashboard)")
+    parser.add_argument("--allowed-hosts",
+                        help="MLflow's Host-header allow list (default: * when --host is not "
+                             "loopback, so other machines are not refused with 403)")
 
     def handler(args):
         from cnnkeras import dashboard
 
-        return dashboard.serve(host=args.host, port=args.port, workers=args.workers)
+        return dashboard.serve(host=args.host, port=args.port, workers=args.workers,
+                               allowed_hosts=args.allowed_hosts)
 
     return handler
 
@@ -313,12 +318,20 @@ def _terminate(signum, frame):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from cnnkeras import logs
+
     parser = argparse.ArgumentParser(prog="cnnkeras", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="warning", choices=logs.LEVELS,
+                        help="debug shows TensorFlow's own log lines (default: warning)")
     sub = parser.add_subparsers(dest="command", required=True)
     handlers = {name: register(sub) for name, (register, _) in COMMANDS.items()}
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)  # a terminated run ends KILLED, not RUNNING
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a terminated run ends KILLED, not RUNNING
+        signal.signal(signum, _terminate)
+    logs.configure(args.log_level)
     try:
+        if args.command not in WITHOUT_TENSORFLOW:
+            logs.import_tensorflow()
         return int(handlers[args.command](args) or 0)
     except (ValueError, FileNotFoundError) as err:
         print(f"cnnkeras {args.command}: error: {err}", file=sys.stderr)

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Optional
 
-from cnnkeras import tracking
+from cnnkeras import tracking, watchdog
 
 # MLflow 3.17 opens an experiment in its GenAI view unless asked for the training-runs view.
 VIEW = "workflowType=machine_learning"
@@ -72,10 +72,24 @@ def where_to_look(base_url: str) -> list[str]:
     return lines or ["  (no cnnkeras experiments yet: run `make tune` or `cnnkeras train`)"]
 
 
-def server_command(uri: str, *, host: str, port: int, workers: int) -> list[str]:
-    """The ``mlflow ui`` command line ``serve`` runs."""
-    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-            "--host", host, "--port", str(port), "--workers", str(workers)]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def server_command(uri: str, *, host: str, port: int, workers: int,
+                   allowed_hosts: Optional[str] = None) -> list[str]:
+    """The ``mlflow ui`` command line ``serve`` runs.
+
+    Bound beyond loopback, MLflow's host-header check would answer a machine that
+    names this one by hostname or public address "403 Invalid Host header", so
+    ``allowed_hosts`` defaults to ``*`` there (MLflow's ``--allowed-hosts``).
+    """
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", host, "--port", str(port), "--workers", str(workers)]
+    if allowed_hosts is None and host not in LOOPBACK:
+        allowed_hosts = "*"
+    if allowed_hosts:
+        command += ["--allowed-hosts", allowed_hosts]
+    return command
 
 
 def server_environment() -> dict:
@@ -87,21 +101,31 @@ def server_environment() -> dict:
     return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> int:
+def serve(*, host: str = "127.0.0.1", port: int = 5000, workers: int = 1,
+          allowed_hosts: Optional[str] = None) -> int:
     """Print where to look, then run ``mlflow ui`` in the foreground until Ctrl-C.
 
-    The server runs in its own process group, ended as a whole when this process
-    is interrupted or terminated, so no worker outlives ``cnnkeras ui``.
+    The server runs in its own process group under ``cnnkeras.watchdog``, ended as
+    a whole when this process is interrupted, terminated or hung up, and by the
+    watchdog when this process is killed outright, so no worker outlives
+    ``cnnkeras ui``.
     """
     if workers < 1:
         raise ValueError(f"--workers must be at least 1. Received: {workers}")
     uri = tracking.tracking_uri()
-    base = f"http://{host}:{port}"
-    print(f"MLflow UI for {uri}\n  {base}  (bound to {host} only; another address or port: "
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    reach = "only" if host in LOOPBACK else "for other machines too"
+    print(f"MLflow UI for {uri}\n  {base}  (bound to {host} {reach}; another address or port: "
           "`make ui ARGS='--host 0.0.0.0 --port 5001'`)")
+    if host not in LOOPBACK:
+        print(f"warning: --host {host} serves the dashboard to other machines, and MLflow's UI "
+              "has no authentication: anyone who reaches this port can read and delete runs.",
+              file=sys.stderr)
     print("\n".join(where_to_look(base)), flush=True)
-    server = subprocess.Popen(server_command(uri, host=host, port=port, workers=workers),
-                              env=server_environment(), start_new_session=True)
+    command = server_command(uri, host=host, port=port, workers=workers,
+                             allowed_hosts=allowed_hosts)
+    server = subprocess.Popen(watchdog.watched(command), env=server_environment(),
+                              start_new_session=True)
     try:
         return server.wait()
     except KeyboardInterrupt:

@@ -63,3 +63,60 @@ def searched_store(tmp_path_factory):
         assert main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "2",
                      *[arg for item in tiny for arg in ("--set", item)]]) == 0
     yield uri, folder
+
+
+@pytest.fixture
+def run_cli():
+    """``run_cli(*args, cwd=, env=)``: ``python -m cnnkeras ARGS`` in a fresh process, as a
+    user types it (no TF log level set); returns the ``CompletedProcess``."""
+    return _run_cli
+
+
+def _run_cli(*args: str, cwd, env: dict | None = None, timeout: float = 300):
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "cnnkeras", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Loopback:
+    """Servers a test starts on 127.0.0.1: a free port, and waiting for them to answer."""
+
+    @staticmethod
+    def free_port() -> int:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    @staticmethod
+    def answers(url: str) -> bool:
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return True
+        except OSError:
+            return False
+
+    @classmethod
+    def wait_for_http(cls, url: str, process, timeout: float = 90) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"{process.args} exited with {process.returncode}")
+            if cls.answers(url):
+                return
+            time.sleep(0.5)
+        pytest.fail(f"{url} did not answer")
+
+
+@pytest.fixture(scope="session")
+def loopback():
+    return Loopback

@@ -7,12 +7,9 @@ written to test-artifacts/dashboard/ for a look afterwards.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,43 +26,18 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is absent (apt-get install chromium)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=2)
-        return True
-    except OSError:
-        return False
-
-
-def wait_for_http(url: str, process, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"cnnkeras ui exited with {process.returncode}")
-        if answers(url):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{url} did not answer")
-
-
 @pytest.fixture(scope="module")
-def ui(searched_store):
+def ui(searched_store, loopback):
     """`cnnkeras ui` on a free port; yields the URLs it printed, by what they open."""
     uri, folder = searched_store
-    port = free_port()
+    port = loopback.free_port()
     log = open(folder / f"ui-{port}.log", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "cnnkeras", "ui", "--port", str(port)], cwd=folder,
         env={**os.environ, "MLFLOW_TRACKING_URI": uri}, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", process)
+        loopback.wait_for_http(f"http://127.0.0.1:{port}/health", process)
         log.seek(0)
         printed = log.read()
         urls = {line.split(": ", 1)[0].strip(): line.split(": ", 1)[1].strip()
@@ -76,7 +48,7 @@ def ui(searched_store):
         process.wait(timeout=30)
         log.close()
     # serve() runs mlflow in its own process group and must end it on the way out.
-    assert not answers(f"http://127.0.0.1:{port}/health"), "the MLflow server outlived it"
+    assert not loopback.answers(f"http://127.0.0.1:{port}/health"), "the server outlived it"
 
 
 def sidebar(page) -> str:
