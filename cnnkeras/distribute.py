@@ -91,7 +91,7 @@ def create_strategy(name: str = "auto", *, cpu_devices: int = 1) -> tf.distribut
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-    """True for MultiWorkerMirroredStrategy, which trains through ``cnnkeras.multiworker``."""
+    """True for MultiWorkerMirroredStrategy, which trains through ``cnnkeras.training.custom_loop``."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnnkeras
-from cnnkeras import backup, tracking, training
+from cnnkeras import tracking, training
 from cnnkeras.config import (
     DataConfig,
     ExperimentConfig,
@@ -16,6 +16,7 @@ from cnnkeras.config import (
     TrainConfig,
     apply_overrides,
 )
+from cnnkeras.training import checkpoints
 
 
 def small_config(tmp_path, epochs=3) -> ExperimentConfig:
@@ -30,11 +31,11 @@ def small_config(tmp_path, epochs=3) -> ExperimentConfig:
 
 def test_backup_dir_is_keyed_on_the_config_but_not_on_verbosity(tmp_path):
     config = small_config(tmp_path)
-    root = backup.backup_dir(config)
+    root = checkpoints.backup_dir(config)
     assert root.parent == tmp_path / "runs" / "backup_check"
-    assert root.name == f"backup-{backup.fingerprint(config)}" and len(root.name) == 19
-    assert backup.backup_dir(apply_overrides(config, ["runtime.verbose=2"])) == root
-    assert backup.backup_dir(apply_overrides(config, ["train.learning_rate=0.01"])) != root
+    assert root.name == f"backup-{checkpoints.fingerprint(config)}" and len(root.name) == 19
+    assert checkpoints.backup_dir(apply_overrides(config, ["runtime.verbose=2"])) == root
+    assert checkpoints.backup_dir(apply_overrides(config, ["train.learning_rate=0.01"])) != root
 
 
 def make_model(seed):
@@ -49,13 +50,13 @@ def test_epoch_checkpoint_restores_weights_optimizer_and_epoch(tmp_path):
     labels = np.arange(8) % 10
     model = make_model(1)
     model.train_on_batch(images, labels)
-    saved = backup.EpochCheckpoint(tmp_path / "ckpt", model=model, optimizer=model.optimizer)
+    saved = checkpoints.EpochCheckpoint(tmp_path / "ckpt", model=model, optimizer=model.optimizer)
     assert saved.restore() == 0  # nothing saved yet
     saved.save(2)
 
     fresh = make_model(2)
     assert not np.array_equal(fresh.get_weights()[0], model.get_weights()[0])
-    loaded = backup.EpochCheckpoint(tmp_path / "ckpt", model=fresh, optimizer=fresh.optimizer)
+    loaded = checkpoints.EpochCheckpoint(tmp_path / "ckpt", model=fresh, optimizer=fresh.optimizer)
     assert loaded.restore() == 2
     pairs = zip(model.get_weights(), fresh.get_weights(), strict=True)
     assert all(np.array_equal(a, b) for a, b in pairs)
@@ -81,11 +82,11 @@ def test_fit_resumes_from_its_backup_and_continues_the_same_mlflow_run(tmp_path,
     config = small_config(tmp_path, epochs=3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         training.train_experiment(config, callbacks=(Crash(after=2),))
-    root = backup.backup_dir(config)
-    assert backup.fit_resume_epoch(root) == 2
+    root = checkpoints.backup_dir(config)
+    assert checkpoints.fit_resume_epoch(root) == 2
 
     result = training.train_experiment(config)
-    assert len(result.history["loss"]) == 1  # epochs 1-2 came from the backup
+    assert len(result.history["loss"]) == 3  # epochs 1-2 read back from the run, 3 trained now
     run = tracking.client().get_run(result.run_id)
     assert run.data.tags["cnnkeras.resumed_from_epoch"] == "2"
     assert run.info.status == "FINISHED"

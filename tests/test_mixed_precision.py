@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 
 import cnnkeras
-from cnnkeras import data, distribute, multiworker, training
+from cnnkeras import data, distribute, training
 from cnnkeras.registry import ARCHITECTURES
+from cnnkeras.training import custom_loop
 
 # Deep members of a family whose shallow sibling runs in the fast suite with the same
 # block types (resnet18: basic blocks and the stem; resnet50's bottlenecks are shared by
@@ -81,7 +82,7 @@ def test_custom_loop_trains_under_every_precision(policy, precision, jit_compile
     before = [w.copy() for w in model.get_weights()]
     plan = data.SplitPlan(0.1, 0.1, seed=0, limit=64)
     loaded = data.load("digits", image_size=(16, 16), channels=1, batch_size=16, plan=plan)
-    history = multiworker.fit(model, tf.distribute.get_strategy(), loaded.train, epochs=2)
+    history = custom_loop.fit(model, tf.distribute.get_strategy(), loaded.train, epochs=2)
     assert history["examples"] == [64, 64]
     assert all(np.isfinite(history["loss"]))
     assert history["loss"][1] < history["loss"][0]

@@ -53,7 +53,8 @@ def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys):
     assert "test: accuracy" in capsys.readouterr().out
 
 
-def test_a_crash_inside_a_run_ends_it_failed_with_one_line(tracking_store, capsys):
+def test_options_that_do_not_fit_fail_in_one_line_before_any_run(tracking_store, capsys,
+                                                                 tmp_path):
     code = main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
                  "--set", "model.options.kernel_sizes=29", "--set", "runtime.verbose=0"])
     assert code == 2
@@ -61,9 +62,24 @@ def test_a_crash_inside_a_run_ends_it_failed_with_one_line(tracking_store, capsy
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if "error:" in line]
     assert len(lines) == 1 and "block1_conv: input 28x28: kernel_size=29" in lines[0]
+    experiment = MlflowClient(tracking_store).get_experiment_by_name("cnnkeras-train")
+    assert experiment is None  # no run, not even its experiment
+    assert not (tmp_path / "runs").exists()  # nor a backup folder
+
+
+def test_a_crash_inside_a_run_ends_it_failed(tracking_store, capsys, monkeypatch):
+    from cnnkeras.training import loops
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(loops.KerasFit, "evaluate", crash)
+    with pytest.raises(RuntimeError):
+        main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
+              "--set", "data.limit=64", "--set", "runtime.verbose=0"])
     _, _, run = only_run(tracking_store)
     assert run.info.status == "FAILED"
-    assert "kernel_size=29" in run.data.tags["cnnkeras.error"]
+    assert run.data.tags["cnnkeras.error"] == "RuntimeError: the disk is full"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,8 +4,14 @@
 loop gets ``EpochCheckpoint``, the same idea on ``tf.train.CheckpointManager``
 (model, optimizer and epoch counter). Both live under ``backup_dir(config)``,
 which is keyed on the resolved config, so rerunning the same command resumes
-and a changed config never loads a backup made for another model. A backup is
-deleted when training finishes.
+and a changed config never loads a backup made for another model.
+
+A backup belongs to one process at a time: ``claim`` locks its folder
+(``fcntl.flock``, released by the kernel however the process ends), so a second
+identical command started meanwhile is refused with the first one's PID instead
+of training on from the first one's epochs. A backup is deleted only after the
+model is saved and logged: a process killed between the last epoch and the save
+is finished by the next run of the same command, in the same MLflow run.
 
 In a cluster every worker writes a checkpoint (TensorFlow requires all of them
 to take part in saving): the chief into the backup directory, the others into
@@ -15,12 +21,15 @@ that they agree on the epoch before training on.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import keras
 import tensorflow as tf
@@ -30,6 +39,7 @@ from cnnkeras.config import ExperimentConfig, to_dict
 
 RUN_FILE = "mlflow_run.json"
 FIT_METADATA = "training_metadata.json"
+LOCK_FILE = "owner.lock"
 
 
 def fingerprint(config: ExperimentConfig) -> str:
@@ -52,9 +62,40 @@ def write_dir(root: Path, strategy: tf.distribute.Strategy) -> Path:
     return Path(root) / f"workertemp_{distribute.worker_name(strategy)}"
 
 
+@contextlib.contextmanager
+def claim(directory: Path) -> Iterator[Path]:
+    """Hold ``directory`` (created if missing) for this process, or refuse in one line.
+
+    The lock file keeps the owner's PID for the message; the lock itself is the
+    kernel's, so it goes with the process however it ends and a stale file is no bar.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise ValueError(
+                f"Another process (PID {owner}) is training this same configuration and owns "
+                f"its backup {directory}. Wait for it to finish, or change the config (e.g. "
+                "--set runtime.seed=...) to train a second copy.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield directory
+
+
 def fit_callback(root: Path) -> keras.callbacks.BackupAndRestore:
-    """Keras' own per-epoch backup for the ``model.fit`` route."""
-    return keras.callbacks.BackupAndRestore(str(root), save_freq="epoch", delete_checkpoint=True)
+    """Keras' own per-epoch backup for the ``model.fit`` route.
+
+    Kept when training ends (``delete_checkpoint=False``): ``remove`` deletes it once the
+    model is saved and logged.
+    """
+    return keras.callbacks.BackupAndRestore(str(root), save_freq="epoch",
+                                            delete_checkpoint=False)
 
 
 def fit_resume_epoch(root: Path) -> int:

@@ -1,36 +1,26 @@
-"""Training across worker processes: a custom step under ``strategy.run``.
+"""The training loop for multi-worker runs: a custom step under ``strategy.run``.
 
 Keras 3's ``Model.fit`` stops at its first step under
 ``MultiWorkerMirroredStrategy`` ("Attempt to convert a value (PerReplica...) to
-a Tensor", keras-team/keras#20585), so ``training.train_experiment`` hands
-multi-worker runs to this module. Each replica takes its shard of every global
-batch from ``strategy.experimental_distribute_dataset``, computes the loss in
-float32 as the sum over its examples divided by the examples in the whole
-global batch, and the Keras optimizer all-reduces (sums) the gradients across
-replicas before applying them, so every worker holds the same weights after
-every step. The loop works under any strategy; only the multi-worker one needs it.
-
-Only the chief logs to MLflow and saves the model; the other workers save to a
-temporary folder (TensorFlow's rule that every worker takes part in saving) and
-log nothing. Every epoch ends with an ``EpochCheckpoint``, so a killed worker or
-chief resumes from the last finished epoch when the command is run again.
+a Tensor", keras-team/keras#20585), so multi-worker runs fit here instead. Each
+replica takes its shard of every global batch from
+``strategy.experimental_distribute_dataset``, computes the loss in float32 as
+the sum over its examples divided by the examples in the whole global batch,
+and the Keras optimizer all-reduces (sums) the gradients across replicas before
+applying them, so every worker holds the same weights after every step. The
+loop works under any strategy; only the multi-worker one needs it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
 
-from cnnkeras import backup, distribute, tracking, training, viz
-from cnnkeras.config import ExperimentConfig, flatten, to_json
+from cnnkeras.training import checkpoints
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -144,7 +134,7 @@ class EpochLine(keras.callbacks.Callback):
 
 
 def fit(model: keras.Model, strategy: tf.distribute.Strategy, train, validation=None, *,
-        epochs: int, checkpoint: Optional[backup.EpochCheckpoint] = None,
+        epochs: int, checkpoint: Optional[checkpoints.EpochCheckpoint] = None,
         callbacks: Sequence = ()) -> dict:
     """Train ``model`` (compiled, built under ``strategy``) up to ``epochs``.
 
@@ -180,99 +170,3 @@ def evaluate(model: keras.Model, strategy: tf.distribute.Strategy, dataset) -> d
     totals = run_epoch(make_eval_step(model, strategy),
                        strategy.experimental_distribute_dataset(dataset))
     return {"loss": totals["loss"], "accuracy": totals["accuracy"]}
-
-
-def early_stopping(config: ExperimentConfig) -> list:
-    if not config.train.early_stopping_patience:
-        return []
-    return [keras.callbacks.EarlyStopping(patience=config.train.early_stopping_patience,
-                                          restore_best_weights=True)]
-
-
-def open_run(config: ExperimentConfig, root: Path, resumed: int,
-             tags: Optional[dict]) -> tracking.Run:
-    """The chief's MLflow run: the interrupted one reopened when resuming, else a new one."""
-    exp_id = tracking.experiment_id(config.mlflow_experiment)
-    run = backup.continue_run(root, resumed) or tracking.create_run(
-        exp_id, name=training.run_name(config, "multi-worker"), tags={
-            "architecture": config.model.architecture, "dataset": config.data.dataset,
-            "cnnkeras.kind": "train", "cnnkeras.route": "custom_loop", **(tags or {})})
-    backup.remember_run(root, run.run_id)
-    run.set_tags({"cnnkeras.resumed_from_epoch": resumed})
-    return run
-
-
-def log_start(run: tracking.Run, config: ExperimentConfig, strategy, datasets, model) -> None:
-    run.log_params(flatten(config))
-    run.log_dict(json.loads(to_json(config)), "config.json")
-    run.log_params({
-        "replicas": strategy.num_replicas_in_sync,
-        "workers": max(1, distribute.cluster_size(distribute.read_tf_config())),
-        "global_batch_size": distribute.global_batch_size(config.train.batch_size, strategy),
-        "precision": keras.mixed_precision.global_policy().name,
-        **{f"data.size.{k}": v for k, v in datasets.sizes.items()},
-        **training.model_facts(model),
-    })
-    run.log_text(training.summary_text(model), "model_summary.txt")
-
-
-def log_results(run, model, datasets, history: dict, test_metrics: dict, folder: Path) -> None:
-    run.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-    truths, predictions = training.predict_labels(model, datasets.test)
-    matrix = viz.confusion_matrix(truths, predictions, datasets.num_classes)
-    run.log_artifact(viz.plot_learning_curves(history, folder / "learning_curves.png"), "plots")
-    run.log_artifact(viz.plot_confusion_matrix(matrix, datasets.class_names,
-                                               folder / "confusion_matrix.png"), "plots")
-
-
-def train_experiment(config: ExperimentConfig, strategy: tf.distribute.Strategy, *,
-                     tags: Optional[dict] = None,
-                     callbacks: Sequence = ()) -> training.TrainResult:
-    """``training.train_experiment`` for a strategy whose workers run in separate processes."""
-    keras.utils.set_random_seed(config.runtime.seed)
-    tracking.disable_autolog()
-    chief = distribute.is_chief(strategy)
-    datasets = training.load_data(
-        config, distribute.global_batch_size(config.train.batch_size, strategy))
-    training.check_labels_fit_task(config.model.architecture, datasets)
-    root = backup.backup_dir(config)
-    with strategy.scope():
-        model = training.build_model(config, datasets.input_shape, datasets.num_classes)
-        checkpoint = backup.EpochCheckpoint(backup.write_dir(root, strategy),
-                                            model=model, optimizer=model.optimizer)
-        resumed = checkpoint.restore()
-    check_agreement(strategy, resumed)
-    run = open_run(config, root, resumed, tags) if chief else None
-    with (tracking.active(run) if chief else contextlib.nullcontext()), \
-            tracking.artifact_dir() as folder:
-        if chief:
-            log_start(run, config, strategy, datasets, model)
-        hooks = [run.callback()] if chief else []
-        if config.runtime.verbose:
-            hooks.append(EpochLine(config.train.epochs))
-        started = time.perf_counter()
-        history = fit(model, strategy, datasets.train, datasets.validation,
-                      epochs=config.train.epochs, checkpoint=checkpoint,
-                      callbacks=[*hooks, *early_stopping(config), *callbacks])
-        seconds = time.perf_counter() - started
-        test_metrics = evaluate(model, strategy, datasets.test)
-        if chief:
-            examples = sum(history.get("examples", []))
-            run.log_metrics({"train_seconds": seconds,
-                             "images_per_second": examples / max(seconds, 1e-9)})
-            log_results(run, model, datasets, history, test_metrics, folder)
-            model_path = training.save_model(model, config, run.run_id)
-            run.log_artifact(model_path, "model")
-        else:
-            model_path = save_elsewhere(model, folder)
-    backup.remove(checkpoint.directory if not chief else root)
-    return training.TrainResult(model, history, test_metrics, model_path,
-                                run.run_id if chief else "")
-
-
-def save_elsewhere(model: keras.Model, folder: Path) -> Path:
-    """A non-chief worker saves too, into a temporary folder that is then dropped."""
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        path = Path(scratch) / "model.keras"
-        model.save(path)
-    return path

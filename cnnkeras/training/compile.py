@@ -1,0 +1,86 @@
+"""From a config to a compiled model: optimizer, loss, metrics, the label check and facts."""
+
+from __future__ import annotations
+
+import keras
+
+import cnnkeras
+from cnnkeras.config import ExperimentConfig
+from cnnkeras.registry import ARCHITECTURES
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    optimizers = {
+        "adam": lambda: keras.optimizers.Adam(learning_rate),
+        "adamw": lambda: keras.optimizers.AdamW(learning_rate),
+        "sgd": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
+    }
+    if name not in optimizers:
+        raise ValueError(f"Unknown optimizer {name!r}. Valid: {', '.join(optimizers)}.")
+    return optimizers[name]()
+
+
+def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float,
+                  jit_compile: bool = False, metrics=None) -> keras.Model:
+    """Sparse categorical cross-entropy and accuracy, the classifier default."""
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=list(metrics or ["accuracy"]),
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def is_segmenter(architecture: str) -> bool:
+    """Whether ``architecture`` predicts a class per pixel (``task="segmentation"``)."""
+    return ARCHITECTURES.metadata(architecture).get("task") == "segmentation"
+
+
+def task_metrics(architecture: str, num_classes: int) -> list:
+    """Accuracy; a ``task="segmentation"`` architecture adds per-pixel mean IoU.
+
+    Its targets are (h, w) integer masks, so the loss and accuracy apply per pixel.
+    """
+    if is_segmenter(architecture):
+        return ["accuracy", keras.metrics.MeanIoU(num_classes, sparse_y_pred=False,
+                                                  name="mean_iou")]
+    return ["accuracy"]
+
+
+def check_labels_fit_task(architecture: str, datasets) -> None:
+    """A per-pixel model needs (height, width) masks; a classifier needs one label per image."""
+    per_pixel = is_segmenter(architecture)
+    label_rank = len(datasets.train.element_spec[1].shape) - 1
+    if per_pixel and label_rank != 2:
+        raise ValueError(
+            f"{architecture} predicts a class per pixel and needs (height, width) label masks; "
+            f"dataset {datasets.spec!r} gives one label per image. Use a mask dataset such as "
+            f"segmentation:{datasets.spec}.")
+    if not per_pixel and label_rank != 0:
+        raise ValueError(
+            f"{architecture} predicts one class per image, but dataset {datasets.spec!r} gives "
+            f"labels of rank {label_rank}. Use a classification dataset such as digits.")
+
+
+def build_model(config: ExperimentConfig, input_shape, num_classes: int) -> keras.Model:
+    model = cnnkeras.build(config.model.architecture, input_shape=input_shape,
+                           num_classes=num_classes, **dict(config.model.options))
+    return compile_model(model, optimizer=config.train.optimizer,
+                         learning_rate=config.train.learning_rate,
+                         jit_compile=config.runtime.jit_compile,
+                         metrics=task_metrics(config.model.architecture, num_classes))
+
+
+def model_facts(model: keras.Model) -> dict:
+    """What every run records about its model: parameter count and FLOPs per image."""
+    from cnnkeras.analysis import model_flops
+
+    return {"parameters": model.count_params(), "flops_per_image": model_flops(model)}
+
+
+def summary_text(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=110)
+    return "\n".join(lines)
