@@ -3,11 +3,17 @@
 Runs are created through ``MlflowClient`` with explicit run ids, never through
 the fluent "active run", so nested trial runs, resumed runs and any
 ``mlflow.autolog`` a user switched on cannot log into each other.
+
+A SQLite store is checked before MLflow opens it (MLflow would retry for minutes
+and then raise a traceback), and created under a file lock, so commands starting
+together on a fresh store do not race through its schema migrations.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import json
 import logging
 import os
@@ -17,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-import keras
 import mlflow
+import sqlalchemy
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
@@ -29,6 +35,9 @@ PID_TAG = "cnnkeras.pid"
 HOST_TAG = "cnnkeras.host"
 MAX_PARAM_LENGTH = 6000
 BATCH = 100
+SQLITE_HEADER = b"SQLite format 3\x00"
+USE_ANOTHER_STORE = "Set MLFLOW_TRACKING_URI to a writable sqlite:///PATH or a tracking server."
+_opened_stores: set[str] = set()  # SQLite URIs this process has checked and opened
 
 
 def tracking_uri() -> str:
@@ -37,10 +46,101 @@ def tracking_uri() -> str:
 
 
 def client() -> MlflowClient:
+    """A client of the tracking store; a SQLite store is checked and created first.
+
+    Raises ``ValueError`` at once for a store that cannot be created or is not a
+    SQLite database.
+    """
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)  # schema set-up chatter
-    mlflow.set_tracking_uri(tracking_uri())
-    return MlflowClient(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    path = _sqlite_path(uri)
+    if path is None or uri in _opened_stores:
+        return MlflowClient(uri)
+    _check_sqlite_store(uri, path)
+    with _creation_lock(path):  # the client creates the store and migrates its schema
+        opened = MlflowClient(uri)
+    _opened_stores.add(uri)
+    return opened
+
+
+def _sqlite_path(uri: str) -> Optional[Path]:
+    """The database file of a ``sqlite:///PATH`` URI; None for other stores and in-memory ones."""
+    if not uri.startswith("sqlite:"):
+        return None
+    database = sqlalchemy.engine.make_url(uri).database
+    return Path(database).absolute() if database and database != ":memory:" else None
+
+
+def _check_sqlite_store(uri: str, path: Path) -> None:
+    """Fail with one line where MLflow would retry for minutes and then raise.
+
+    Nothing is written unless the store can be created: then the missing folders are.
+    """
+    try:
+        exists = path.exists()
+    except OSError as err:  # a folder on the way this user may not enter
+        raise ValueError(f"MLflow store {uri} cannot be opened: {err.strerror}: "
+                         f"{err.filename}. {USE_ANOTHER_STORE}") from None
+    if exists:
+        _check_sqlite_file(uri, path)
+        return
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        problem = f"{folder} is a file, not a directory"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"directory {folder} is not writable"
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return
+        except OSError as err:
+            problem = f"directory {path.parent} cannot be made ({err.strerror})"
+    raise ValueError(f"MLflow store {uri} cannot be created: {problem}. {USE_ANOTHER_STORE}")
+
+
+def _check_sqlite_file(uri: str, path: Path) -> None:
+    """An existing store file must be a SQLite database; an empty file becomes one."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as err:  # a directory, or a file this user may not read
+        raise ValueError(f"MLflow store {uri} cannot be opened: {err.strerror}: {path}. "
+                         f"{USE_ANOTHER_STORE}") from None
+    if header and header != SQLITE_HEADER:
+        raise ValueError(f"MLflow store {uri} is not a SQLite database: {path} holds "
+                         f"{path.stat().st_size} bytes of something else (left untouched). "
+                         f"{USE_ANOTHER_STORE}")
+
+
+def _check_writable(uri: str) -> None:
+    """Work writes to the store: SQLite needs its file, and its folder for the journal."""
+    path = _sqlite_path(uri)
+    if path is None:
+        return
+    for target in (path.parent, path):
+        if not os.access(target, os.W_OK):
+            kind = "directory" if target.is_dir() else "file"
+            raise ValueError(f"MLflow store {uri} is read-only: {kind} {target} is not "
+                             f"writable. {USE_ANOTHER_STORE}")
+
+
+def _creation_lock(path: Path) -> contextlib.AbstractContextManager:
+    """An exclusive lock on ``<path>.lock`` while MLflow creates the store ``path``.
+
+    Without it, two commands starting on a fresh store both run MLflow's schema
+    migrations and one dies half-way ("Online migration expected to match one row").
+    The lock file stays (removing it would let a waiting process lock a stale file).
+    """
+    try:
+        handle = open(f"{path}.lock", "a")
+    except OSError:  # a read-only folder holding an existing store: nothing is created
+        return contextlib.nullcontext()
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle  # closing it releases the lock
 
 
 def experiment_id(name: str) -> str:
@@ -50,14 +150,17 @@ def experiment_id(name: str) -> str:
     since this is where any resumed work begins.
     """
     mlflow_client = client()
+    _check_writable(tracking_uri())
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            created = mlflow_client.create_experiment(
+            return mlflow_client.create_experiment(
                 name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-        except mlflow.exceptions.MlflowException:  # another process created it first
-            created = mlflow_client.get_experiment_by_name(name).experiment_id
-        return created
+        except mlflow.exceptions.MlflowException:  # another process created it first?
+            experiment = mlflow_client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
         mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
                                          EXPERIMENT_KIND)
@@ -142,20 +245,27 @@ class Run:
         self.client.log_text(self.run_id, json.dumps(value, indent=2, sort_keys=True,
                                                      default=str), name)
 
-    def callback(self) -> "MetricsCallback":
-        return MetricsCallback(self)
+    def callback(self):
+        """A Keras callback logging every epoch's metrics to this run."""
+        return _metrics_callback_class()(self)
 
 
-class MetricsCallback(keras.callbacks.Callback):
-    """Logs every epoch's ``logs`` (loss, accuracy, val_*) to the run, step = epoch."""
+@functools.cache
+def _metrics_callback_class() -> type:
+    import keras  # TensorFlow loads for training only, not for `compare` or `ui`
 
-    def __init__(self, run: Run, offset: int = 0):
-        super().__init__()
-        self.run = run
-        self.offset = offset
+    class MetricsCallback(keras.callbacks.Callback):
+        """Logs every epoch's ``logs`` (loss, accuracy, val_*) to the run, step = epoch."""
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.run.log_metrics(dict(logs or {}), step=self.offset + epoch)
+        def __init__(self, run: Run, offset: int = 0):
+            super().__init__()
+            self.run = run
+            self.offset = offset
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.run.log_metrics(dict(logs or {}), step=self.offset + epoch)
+
+    return MetricsCallback
 
 
 def create_run(exp_id: str, *, name: str, tags: Optional[Mapping[str, Any]] = None,
@@ -234,7 +344,7 @@ def disable_autolog() -> None:
 
 
 __all__ = [
-    "Run", "MetricsCallback", "RunStatus", "active", "artifact_dir", "client", "create_run",
+    "Run", "RunStatus", "active", "artifact_dir", "client", "create_run",
     "disable_autolog", "end_orphaned_runs", "end_run", "experiment_id", "find_runs",
     "reopen_run", "run_status", "tracking_uri",
 ]

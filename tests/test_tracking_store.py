@@ -1,0 +1,166 @@
+"""The SQLite tracking store: one clear line for a store that cannot be used, and a
+fresh store that commands starting together create once, without a migration race."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from cnnkeras import tracking
+
+CLI_SECONDS = 20  # generous; MLflow's own retries on a broken store take minutes
+
+RACER = """
+import os, sys, time
+from pathlib import Path
+from typing import Iterator
+from cnnkeras import tracking
+start = Path(sys.argv[1])
+Path(f"{start}.ready-{os.getpid()}").touch()
+while not start.exists():
+    time.sleep(0.001)
+run = tracking.create_run(tracking.experiment_id("x"), name="racer")
+tracking.end_run(run)
+print(run.run_id)
+"""
+
+
+def _writable(folder: Path) -> bool:
+    probe = folder / "probe"
+    try:
+        probe.touch()
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path) -> Iterator[Path]:
+    """``folder`` really unwritable for this process: mode 555, and immutable for root."""
+    folder.chmod(0o555)
+    immutable = (os.geteuid() == 0 and shutil.which("chattr") is not None
+                 and subprocess.run(["chattr", "+i", str(folder)],
+                                    capture_output=True).returncode == 0)
+    try:
+        if _writable(folder):
+            pytest.skip("no way to deny this user a directory here (root without chattr +i)")
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path) -> Iterator[Path]:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    with unwritable(folder):
+        yield folder
+
+
+@pytest.fixture(params=["read-only directory", "file on the path", "text file"])
+def broken_store(request, tmp_path):
+    """(URI, the problem its error must name) of a store that cannot be used."""
+    if request.param == "read-only directory":
+        folder = request.getfixturevalue("unwritable_dir")
+        return f"sqlite:///{folder / 'mlflow.db'}", f"directory {folder} is not writable"
+    if request.param == "file on the path":
+        notes = tmp_path / "notes.txt"
+        notes.write_text("my notes\n")
+        return f"sqlite:///{notes / 'mlflow.db'}", f"{notes} is a file, not a directory"
+    (tmp_path / "mlflow.db").write_text("not a database, but my notes\n")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}", "is not a SQLite database"
+
+
+def snapshot(folder: Path) -> dict:
+    """Every path under ``folder`` with its bytes (None for a directory)."""
+    return {path: None if path.is_dir() else path.read_bytes() for path in folder.rglob("*")}
+
+
+def run_cli(args: list, uri: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "cnnkeras", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    return done, time.monotonic() - started
+
+
+def test_a_store_that_cannot_be_used_is_one_value_error(broken_store, tmp_path, monkeypatch):
+    uri, problem = broken_store
+    before = snapshot(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(ValueError) as caught:
+        tracking.experiment_id("x")
+    assert str(caught.value).startswith(f"MLflow store {uri} ")
+    assert problem in str(caught.value)
+    assert snapshot(tmp_path) == before  # nothing created, the user's file untouched
+
+
+def test_the_cli_names_an_unusable_store_in_one_line(broken_store, tmp_path):
+    uri, problem = broken_store
+    before = snapshot(tmp_path)
+    done, seconds = run_cli(["compare"], uri, tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("cnnkeras compare: error: MLflow store ") and problem in last
+    assert seconds < CLI_SECONDS
+    assert snapshot(tmp_path) == before
+
+
+def test_an_existing_store_in_a_read_only_directory_is_read_but_not_written(
+        tmp_path, monkeypatch):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracking.experiment_id("kept")
+    reader = ("from cnnkeras import tracking\n"
+              "print(*sorted(e.name for e in tracking.cnnkeras_experiments()))\n"
+              "tracking.experiment_id('more')\n")
+    with unwritable(folder):
+        done = subprocess.run([sys.executable, "-c", reader], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600)
+    assert done.stdout.split() == ["kept"]
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ValueError: MLflow store {uri} is read-only: directory {folder} is not writable. "
+        f"{tracking.USE_ANOTHER_STORE}")
+
+
+def test_an_empty_file_becomes_a_store(tmp_path, monkeypatch):
+    store = tmp_path / "mlflow.db"
+    store.touch()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    created = tracking.experiment_id("x")
+    assert store.read_bytes().startswith(tracking.SQLITE_HEADER)
+    assert [e.experiment_id for e in tracking.cnnkeras_experiments()] == [created]
+
+
+def test_commands_starting_together_create_the_store_once(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    start = tmp_path / "start"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(start)], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(3)]
+    while len(list(tmp_path.glob("start.ready-*"))) < len(racers):  # all imported, waiting
+        assert all(racer.poll() is None for racer in racers), "a racer died before the start"
+        time.sleep(0.01)
+    start.touch()
+    outputs = [racer.communicate(timeout=600) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0, 0], [err for _, err in outputs]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    [experiment] = [e for e in tracking.cnnkeras_experiments() if e.name == "x"]
+    runs = tracking.find_runs(experiment.experiment_id)
+    assert sorted(run.info.run_id for run in runs) == sorted(out.strip() for out, _ in outputs)
