@@ -107,18 +107,15 @@ def imagenet_model(weights: Optional[str] = "imagenet"):
     """The whole ImageNet Inception v3 (1000 classes): downloaded, or from a weights file."""
     import keras
 
-    from cnnkeras.transfer.model import download_failure, first_line, resolve_weights
+    from cnnkeras.architectures.inception import TOP_FILE, fetch_imagenet
+    from cnnkeras.transfer.model import first_line, resolve_weights
 
     weights = resolve_weights(weights)
     if weights is None:
         raise ValueError("--imagenet needs ImageNet weights: 'imagenet' (download) or the "
-                         "path of inception_v3_weights_tf_dim_ordering_tf_kernels.h5.")
+                         f"path of {TOP_FILE}.")
     if weights == "imagenet":
-        try:
-            return keras.applications.InceptionV3(weights="imagenet")
-        except Exception as err:  # get_file raises a bare Exception for a failed download
-            raise download_failure(err, "pass --weights PATH to a downloaded "
-                                   "inception_v3_weights_tf_dim_ordering_tf_kernels.h5") from None
+        return fetch_imagenet(instead=f"pass --weights PATH to a downloaded {TOP_FILE}")
     model = keras.applications.InceptionV3(weights=None)
     try:
         model.load_weights(weights)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import urllib.error
 import warnings
 
 import keras
@@ -123,8 +125,12 @@ def test_model_without_images_and_options_without_imagenet_are_refused(classifie
 
 
 def offline(*args, **kwargs):
-    raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- "
-                    "[Errno -3] Temporary failure in name resolution")
+    """Keras' get_file without internet: a bare Exception raised while handling a URLError."""
+    try:
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+    except urllib.error.URLError as err:
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: "  # noqa: B904
+                        f"None -- {err.reason}")
 
 
 def test_imagenet_without_internet_is_one_line_naming_the_offline_option(tmp_path, capsys,
@@ -137,6 +143,7 @@ def test_imagenet_without_internet_is_one_line_naming_the_offline_option(tmp_pat
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "could not fetch the ImageNet weights" in err and "--weights PATH" in err
+    assert "needs internet" in err and "Temporary failure in name resolution" in err
 
 
 def test_imagenet_missing_weights_file_is_a_clear_error(tmp_path, capsys):

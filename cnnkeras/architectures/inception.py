@@ -25,9 +25,27 @@ from typing import Optional, Union
 import keras
 from keras import layers
 
+from cnnkeras import network
 from cnnkeras.registry import ARCHITECTURES
 
 MIN_SIZE = 75
+TOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"  # Keras' ImageNet weights files
+NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def fetch_imagenet(*, instead: str, **kwargs) -> keras.Model:
+    """``keras.applications.InceptionV3(weights="imagenet", **kwargs)``, downloading the weights.
+
+    A failed download raises one ``ValueError`` saying whether the network was the
+    cause (then ``instead``: what to use without internet) or what else was.
+    """
+    try:
+        return keras.applications.InceptionV3(weights="imagenet", **kwargs)
+    except ValueError:
+        raise  # an input shape the weights do not fit, or a corrupted download: already clear
+    except Exception as err:  # get_file raises a bare Exception over the URLError
+        raise network.download_error("could not fetch the ImageNet weights for Inception v3",
+                                     err, instead=instead) from err
 
 
 def check_weights(weights, input_shape) -> Optional[Path]:
@@ -59,9 +77,12 @@ def inception_v3(input_shape=(299, 299, 3), num_classes: int = 1000, *,
                          f"Received: input_shape={tuple(input_shape)}")
     weights_file = check_weights(weights, input_shape)
     imagenet_top = weights == "imagenet" and num_classes == 1000
-    base = keras.applications.InceptionV3(
-        weights="imagenet" if weights == "imagenet" and not imagenet_top else None,
-        include_top=False, input_shape=tuple(input_shape))
+    instead = (f"put {TOP_FILE if imagenet_top else NOTOP_FILE} in ~/.keras/models, or pass "
+               "weights=PATH to a weights file saved from this model")
+    base_kwargs = dict(include_top=False, input_shape=tuple(input_shape))
+    base = (fetch_imagenet(instead=instead, **base_kwargs)
+            if weights == "imagenet" and not imagenet_top
+            else keras.applications.InceptionV3(weights=None, **base_kwargs))
     # Keras' own top computes in the global policy; under mixed precision the
     # softmax must stay float32, so the head is built here, as Keras builds it.
     x = layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
@@ -69,8 +90,8 @@ def inception_v3(input_shape=(299, 299, 3), num_classes: int = 1000, *,
                            dtype="float32")(x)
     model = keras.Model(base.input, outputs, name="inception_v3")
     if imagenet_top:
-        model.set_weights(keras.applications.InceptionV3(
-            weights="imagenet", input_shape=tuple(input_shape)).get_weights())
+        model.set_weights(fetch_imagenet(instead=instead,
+                                         input_shape=tuple(input_shape)).get_weights())
     if weights_file is not None:
         model.load_weights(weights_file)
     return model

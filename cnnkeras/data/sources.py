@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -18,9 +20,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from cnnkeras import network
+
 log = logging.getLogger(__name__)
 
-TFDS_NAMES = ("mnist", "fashion_mnist", "cifar10", "tf_flowers")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
@@ -112,22 +115,50 @@ def load_digits(plan: SplitPlan) -> Source:
     return from_arrays(images, digits.target, [str(i) for i in range(10)], plan)
 
 
+IDX_HELP = ("Valid IDX input: PREFIX-images-idx3-ubyte[.gz] (N x H x W unsigned bytes) and "
+            "PREFIX-labels-idx1-ubyte[.gz] (N labels), as MNIST is distributed.")
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def idx_bytes(path: Path) -> bytes:
+    """The bytes of an IDX file, gunzipped when it is named ``.gz``; damage raises ValueError."""
+    try:
+        if path.suffix != ".gz":
+            data = path.read_bytes()
+            if data[:2] == GZIP_MAGIC:
+                raise ValueError(f"{path} is gzip-compressed but not named .gz. {IDX_HELP}")
+            return data
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    except EOFError:
+        reason = "its gzip data ends early (the file is truncated)"
+    except (gzip.BadGzipFile, zlib.error) as err:
+        reason = f"it is not valid gzip data ({err})"
+    except OSError as err:
+        reason = f"{type(err).__name__}: {err}"
+    raise ValueError(f"Cannot read {path}: {reason}. {IDX_HELP}")
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (optionally gzipped) as a NumPy array."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number).")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
+    data = idx_bytes(path)
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
         raise ValueError(
-            f"{path} is truncated: header says {dims} ({int(np.prod(dims))} values), "
-            f"file holds {body.size}."
-        )
-    return body.reshape(dims)
+            f"{path} is not an unsigned-byte IDX file (bad magic number: it starts with "
+            f"0x{data[:4].hex() or '(empty)'}, expected 0x000008 and the number of dimensions). "
+            f"{IDX_HELP}")
+    ndim = data[3]
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise ValueError(f"{path} is truncated: its {ndim}-dimension header needs {offset} "
+                         f"bytes, the file holds {len(data)}. {IDX_HELP}")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected, held = math.prod(dims), len(data) - offset
+    if held != expected:
+        state = "truncated" if held < expected else "longer than its header says"
+        raise ValueError(f"{path} is {state}: the header says {dims} ({expected} values), "
+                         f"the file holds {held}. {IDX_HELP}")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
 IDX_PATTERN = re.compile(r"^(?P<prefix>.+)-(?P<kind>images-idx3|labels-idx1)-ubyte(\.gz)?$")
@@ -158,6 +189,8 @@ def read_idx_pair(images_path: Path, labels_path: Path):
             f"{images_path.name} must hold N x H x W images and {labels_path.name} N labels. "
             f"Received shapes {images.shape} and {labels.shape}."
         )
+    if len(labels) == 0:
+        raise ValueError(f"{images_path.name} and {labels_path.name} hold no examples.")
     if len(images) != len(labels):
         raise ValueError(
             f"{images_path.name} holds {len(images)} images but {labels_path.name} holds "
@@ -198,20 +231,19 @@ def tfds_split_names(info, plan: SplitPlan) -> tuple:
 
 def load_tfds(name: str, plan: SplitPlan, data_dir: Optional[str]) -> Source:
     """A tensorflow-datasets dataset (downloaded on first use where there is internet)."""
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=data_dir)
-    split_names = tfds_split_names(builder.info, plan)
     try:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(name, data_dir=data_dir)
+        split_names = tfds_split_names(builder.info, plan)
         datasets, info = tfds.load(
             name, split=list(split_names), data_dir=data_dir, as_supervised=True,
             with_info=True, shuffle_files=False,
         )
-    except Exception as err:  # tfds raises many kinds for a failed download
-        raise ValueError(
-            f"Could not load tfds dataset {name!r} (data_dir={data_dir!r}): {err}. Without "
-            "internet, use idx:DIR or folder:DIR with files you have."
-        ) from err
+    except Exception as err:  # tfds raises many kinds; network_cause tells them apart
+        raise network.download_error(
+            f"Could not load tfds dataset {name!r} (data_dir={data_dir!r})", err,
+            instead="use idx:DIR or folder:DIR with files you have") from err
     if plan.limit:
         datasets = [ds.take(plan.limit) for ds in datasets]
     sizes = {}

@@ -21,9 +21,10 @@ from typing import Optional, Union
 import keras
 from keras import layers
 
+from cnnkeras.architectures.inception import NOTOP_FILE, fetch_imagenet
+
 MIN_IMAGE_SIZE = 75  # the smallest input keras.applications.InceptionV3 accepts
 FEATURES = 2048  # channels of the base's last block, the pooled bottleneck width
-NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_HELP = ("'imagenet' (downloaded where there is internet), 'none' (random "
                 "initialisation) or the path of a weights file for the Inception v3 base")
 
@@ -53,23 +54,14 @@ def first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def download_failure(err: Exception, instead: str) -> ValueError:
-    """The one-line error for ImageNet weights that could not be fetched."""
-    return ValueError(f"could not fetch the ImageNet weights for Inception v3 ({first_line(err)})"
-                      f". Without internet, {instead}.")
-
-
 def load_base(weights: Union[None, str, Path], image_size: int) -> keras.Model:
     """``InceptionV3(include_top=False)`` at ``image_size``, weights resolved and loaded."""
     size = check_image_size(image_size)
     weights = resolve_weights(weights)
     kwargs = dict(include_top=False, input_shape=(size, size, 3), name="inception_v3")
     if weights == "imagenet":
-        try:
-            return keras.applications.InceptionV3(weights="imagenet", **kwargs)
-        except Exception as err:  # get_file raises a bare Exception for a failed download
-            raise download_failure(err, f"pass --weights PATH to a downloaded {NOTOP_FILE}, "
-                                   "or --weights none") from None
+        return fetch_imagenet(instead=f"pass --weights PATH to a downloaded {NOTOP_FILE}, "
+                              "or --weights none", **kwargs)
     base = keras.applications.InceptionV3(weights=None, **kwargs)
     if weights is not None:
         try:

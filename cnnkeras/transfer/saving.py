@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Mapping, Optional
 
 import keras
 
 SIDECAR_SUFFIX = ".classes.json"
+VALID_MODEL = ("Valid: a .keras file (a zip archive) saved by `cnnkeras transfer` or "
+               "`cnnkeras train`, e.g. runs/transfer/RUN_ID/model.keras.")
 
 
 def sidecar_path(model_path) -> Path:
@@ -50,6 +53,21 @@ def save_classifier(model: keras.Model, path, class_names, *,
     return path
 
 
+def what_it_is(path: Path) -> str:
+    """Why ``path`` cannot be a ``.keras`` model, naming an image put first by mistake."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return f"it is a {image.format} image (the model comes first, then the images)"
+    except (UnidentifiedImageError, OSError):
+        pass
+    if path.suffix != ".keras":
+        return f"its name ends in {path.suffix!r}, not .keras" if path.suffix else \
+            "its name does not end in .keras"
+    return "it is not a zip archive, as every .keras file is"
+
+
 def load_classifier(path):
     """``(model, class_names)``; the model reloaded in safe mode.
 
@@ -58,11 +76,13 @@ def load_classifier(path):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ValueError(f"{str(path)!r} is not a Keras model: {what_it_is(path)}. {VALID_MODEL}")
     try:
         model = keras.saving.load_model(path)
-    except Exception as err:  # a broken zip, a foreign file, an unsafe layer
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(f"could not load model {str(path)!r}: {reason}") from None
+    except Exception as err:  # a foreign zip, a damaged archive, an unsafe layer
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
+        raise ValueError(f"could not load model {str(path)!r}: {reason}. {VALID_MODEL}") from None
     sidecar = sidecar_path(path)
     count = model.output_shape[-1]
     if not sidecar.is_file():

@@ -83,6 +83,53 @@ def test_idx_directory_without_pairs_is_a_clear_error(tmp_path):
         data.load_source(f"idx:{tmp_path}", PLAN)
 
 
+def idx_header(*dims) -> bytes:
+    return struct.pack(">BBBB", 0, 0, 0x08, len(dims)) + b"".join(struct.pack(">I", d)
+                                                                  for d in dims)
+
+
+def gzipped(raw: bytes) -> bytes:
+    return gzip.compress(raw, mtime=0)
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("t10k-images-idx3-ubyte.gz", lambda good: good[: len(good) // 2],
+     r"its gzip data ends early \(the file is truncated\)"),
+    ("t10k-images-idx3-ubyte.gz", lambda good: b"GIF89a" + good,
+     r"it is not valid gzip data \(Not a gzipped file"),
+    ("t10k-images-idx3-ubyte.gz", lambda good: good[:10] + b"\xff" + good[11:],
+     r"it is not valid gzip data \(Error -3 while decompressing data"),  # zlib.error
+    ("t10k-images-idx3-ubyte.gz", lambda good: good[:-8] + bytes(8),
+     r"it is not valid gzip data \(CRC check failed"),
+    ("t10k-images-idx3-ubyte.gz", lambda good: gzipped(b"\x00\x00\x09\x03" + bytes(60)),
+     r"not an unsigned-byte IDX file \(bad magic number: it starts with 0x00000903"),
+    ("t10k-images-idx3-ubyte.gz", lambda good: gzipped(idx_header(5, 4, 4) + bytes(79)),
+     r"is truncated: the header says \[5, 4, 4\] \(80 values\), the file holds 79"),
+    ("t10k-images-idx3-ubyte.gz", lambda good: gzipped(idx_header(5, 4, 4) + bytes(81)),
+     "is longer than its header says"),
+    ("t10k-images-idx3-ubyte.gz", lambda good: gzipped(idx_header(5, 4, 4)[:9]),
+     "is truncated: its 3-dimension header needs 16 bytes, the file holds 9"),
+    ("t10k-images-idx3-ubyte", lambda good: good, "is gzip-compressed but not named .gz"),
+])
+def test_a_damaged_idx_file_is_a_value_error_naming_it_and_the_valid_input(tmp_path, name,
+                                                                           content, says):
+    good = gzipped(idx_header(5, 4, 4) + bytes(range(80)))  # deflate data from byte 10 on
+    (tmp_path / name).write_bytes(content(good))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(5) % 2)
+    with pytest.raises(ValueError, match=says) as caught:
+        data.load_source(f"idx:{tmp_path}", PLAN)
+    message = str(caught.value)
+    assert str(tmp_path / name) in message and len(message.splitlines()) == 1
+    assert "PREFIX-images-idx3-ubyte[.gz] (N x H x W unsigned bytes)" in message
+
+
+def test_an_idx_pair_without_examples_is_a_clear_error(tmp_path):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((0, 4, 4)))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(0))
+    with pytest.raises(ValueError, match="hold no examples"):
+        data.load_source(f"idx:{tmp_path}", PLAN)
+
+
 def test_folder_reads_the_real_flower_photos(flowers_dir):
     loaded = data.load(f"folder:{flowers_dir}", image_size=(32, 32), channels=3, batch_size=8,
                        plan=data.SplitPlan(0.1, 0.2, 7, limit=16))
