@@ -95,3 +95,91 @@ def test_fit_resumes_from_its_backup_and_continues_the_same_mlflow_run(tmp_path,
     steps = [m.step for m in tracking.client().get_metric_history(result.run_id, "loss")]
     assert steps == [0, 1, 2]
     assert not root.exists()  # deleted once training finished
+
+
+KILLER = """
+import os, signal, sys
+import keras
+from cnnkeras import training
+from cnnkeras.config import (DataConfig, ExperimentConfig, ModelConfig, RuntimeConfig,
+                             TrainConfig)
+
+class KillAfterTheLastEpoch(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):  # the last epoch is backed up; nothing is saved yet
+        os.kill(os.getpid(), signal.SIGKILL)
+
+config = ExperimentConfig(
+    name="backup_check",
+    data=DataConfig(dataset="digits", image_size=(16, 16), channels=1, limit=96),
+    model=ModelConfig("lecture_cnn", {"filters": (4, 8), "dense_units": 8}),
+    train=TrainConfig(epochs=3, batch_size=32),
+    runtime=RuntimeConfig(output_dir=sys.argv[1], verbose=0))
+training.train_experiment(config, callbacks=(KillAfterTheLastEpoch(),))
+"""
+
+
+def test_a_kill_between_the_last_epoch_and_the_save_is_finished_by_the_rerun(tmp_path,
+                                                                           monkeypatch):
+    import signal
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    killed = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path / "runs")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    config = small_config(tmp_path, epochs=3)
+    root = checkpoints.backup_dir(config)
+    assert checkpoints.fit_resume_epoch(root) == 3  # all epochs done, the model never saved
+    (first,) = tracking.find_runs(tracking.experiment_id(config.mlflow_experiment))
+    assert not list((tmp_path / "runs").glob("*/*/model.keras"))
+
+    result = training.train_experiment(config)  # the same command again
+    assert result.run_id == first.info.run_id  # finished in the same run
+    run = tracking.client().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["cnnkeras.resumed_from_epoch"] == "3"
+    steps = [m.step for m in tracking.client().get_metric_history(result.run_id, "loss")]
+    assert steps == [0, 1, 2]  # no epoch trained twice
+    assert len(result.history["loss"]) == 3  # the curves cover the epochs of the killed process
+    assert result.model_path.is_file() and "test_accuracy" in run.data.metrics
+    assert not root.exists()  # the backup went only once the model was saved and logged
+
+
+def test_a_second_process_on_the_same_backup_is_refused_naming_the_first(tmp_path,
+                                                                         monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from cnnkeras.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1", "--set",
+            "data.limit=64", "--set", "runtime.verbose=0"]
+    import experiments
+    from cnnkeras.config import ModelConfig, apply_overrides
+
+    base = experiments.get(experiments.DEFAULT)
+    config = apply_overrides(  # what `cnnkeras train lecture_cnn ...` resolves to
+        base.__class__(**{**base.__dict__, "name": "cnnkeras-train",
+                          "model": ModelConfig("lecture_cnn"),
+                          "data": base.data.__class__(**{**base.data.__dict__,
+                                                         "image_size": None,
+                                                         "channels": None})}),
+        ["train.epochs=1", "data.limit=64", "runtime.verbose=0"])
+    root = checkpoints.backup_dir(config)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom cnnkeras.training import checkpoints\n"
+         f"with checkpoints.claim({str(root)!r}):\n    print('held', flush=True)\n"
+         "    time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"PID {holder.pid}" in err[0], err
+        assert not tracking.find_runs(tracking.experiment_id("cnnkeras-train"))  # no run made
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(args) == 0  # the lock went with its process
