@@ -143,6 +143,16 @@ def _creation_lock(path: Path) -> contextlib.AbstractContextManager:
     return handle  # closing it releases the lock
 
 
+def check_store() -> None:
+    """Raise ``ValueError`` now, in one line, if the tracking store cannot take runs.
+
+    Creates the store when it is new (nothing else): called first by long commands,
+    so a bad ``MLFLOW_TRACKING_URI`` is not found only after data and model are ready.
+    """
+    client()
+    _check_writable(tracking_uri())
+
+
 def experiment_id(name: str) -> str:
     """The id of experiment ``name``, created (and tagged as model training) when missing.
 
@@ -344,7 +354,7 @@ def disable_autolog() -> None:
 
 
 __all__ = [
-    "Run", "RunStatus", "active", "artifact_dir", "client", "create_run",
+    "Run", "RunStatus", "active", "artifact_dir", "check_store", "client", "create_run",
     "disable_autolog", "end_orphaned_runs", "end_run", "experiment_id", "find_runs",
     "reopen_run", "run_status", "tracking_uri",
 ]

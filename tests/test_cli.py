@@ -28,6 +28,12 @@ def test_help_of_every_subcommand_and_list_import_no_tensorflow():
     assert loaded == {"tensorflow": False, "keras": False, "mlflow": False}
 
 
+def test_compare_and_the_dashboard_need_no_tensorflow():
+    loaded = modules_after("from cnnkeras import compare, dashboard")
+    assert loaded["tensorflow"] is False and loaded["keras"] is False
+    assert loaded["mlflow"] is True  # they do read the store
+
+
 def test_list_names_every_registered_architecture_and_experiment(tmp_path, run_cli):
     done = run_cli("list", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

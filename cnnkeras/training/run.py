@@ -156,6 +156,8 @@ def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.
     exists, and the backup is removed only once the model is saved and logged.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    if distribute.is_chief(strategy):
+        tracking.check_store()  # a store that cannot take the run fails first, in one line
     keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
     datasets = load_data(config, distribute.global_batch_size(config.train.batch_size, strategy))
