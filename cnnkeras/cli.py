@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 from typing import Callable, Optional, Sequence
@@ -313,8 +314,16 @@ def _feature_maps(sub):
     return handler
 
 
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP, raised where the process is, so open runs end KILLED."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signal_name = signal.Signals(signum).name
+
+
 def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
+    raise Terminated(signum)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -335,10 +344,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(handlers[args.command](args) or 0)
     except (ValueError, FileNotFoundError) as err:
         print(f"cnnkeras {args.command}: error: {err}", file=sys.stderr)
+        if getattr(err, "leave_at_once", False):  # e.g. a cluster that lost a worker, whose
+            sys.stdout.flush()  # TensorFlow runtime would add a traceback while shutting down
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print("cnnkeras: interrupted", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        print(f"cnnkeras {args.command}: stopped by {stop.signal_name}", file=sys.stderr)
+        return stop.code
 
 
 if __name__ == "__main__":

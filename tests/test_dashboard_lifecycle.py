@@ -65,6 +65,10 @@ def test_the_server_dies_with_the_command(signum, tracking_store, tmp_path, loop
         while time.monotonic() < deadline and (living_group(group) or loopback.answers(health)):
             time.sleep(0.25)
         assert living_group(group) == [], (tmp_path / "ui.log").read_text()
+        if signum in (signal.SIGTERM, signal.SIGHUP):  # said in one line, exit 128 + signal
+            name = signal.Signals(signum).name
+            assert f"cnnkeras ui: stopped by {name}" in (tmp_path / "ui.log").read_text()
+            assert command.returncode == 128 + signum
         assert not loopback.answers(health)
     finally:
         if command.poll() is None:

@@ -46,7 +46,11 @@ WORKER = textwrap.dedent("""
             if epoch + 1 == kill_after and name != "chief":
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    result = training.train_experiment(config, strategy, callbacks=[Dump()])
+    try:
+        result = training.train_experiment(config, strategy, callbacks=[Dump()])
+    except ValueError as err:  # as `cnnkeras train` reports it: one line, then leave
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        os._exit(2)
     np.savez(os.path.join(out, name + "_final.npz"), *result.model.get_weights())
     with open(os.path.join(out, name + ".json"), "w") as handle:
         json.dump({"history": result.history, "run_id": result.run_id,
@@ -119,6 +123,14 @@ def test_killed_worker_resumes_from_its_backup(cluster, tmp_path):
     backups = list((tmp_path / "runs" / "loopback").glob("backup-*"))
     assert len(backups) == 1 and (backups[0] / "ckpt-1.index").exists()
     assert (backups[0] / "workertemp_worker_1" / "ckpt-1.index").exists()
+    # The chief survived its peer: one line naming the lost task, no traceback, run FAILED.
+    chief_lines = [line for line in output.splitlines() if line.startswith("[worker 0]")]
+    assert "Traceback" not in output
+    (lost,) = [line for line in chief_lines if line.startswith("[worker 0] error:")]
+    assert "the cluster lost a worker" in lost and "/job:worker/replica:0/task:1" in lost
+    assert "task:0" not in lost
+    _, runs = mlflow_runs(tmp_path)
+    assert [run.info.status for run in runs] == ["FAILED"]
 
     status, output = cluster(workers=2, epochs=2)
     assert status == 0, output[-3000:]

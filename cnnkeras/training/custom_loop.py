@@ -13,9 +13,11 @@ loop works under any strategy; only the multi-worker one needs it.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -23,6 +25,36 @@ import tensorflow as tf
 from cnnkeras.training import checkpoints
 
 SUM = tf.distribute.ReduceOp.SUM
+# What a collective raises on the survivors when a peer dies (TensorFlow's heartbeat check
+# aborts the collectives within seconds) or the cluster is torn down around it.
+PEER_LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+             tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+class WorkerLost(ValueError):
+    """A worker of the cluster stopped mid-training; one line says which and what to do.
+
+    The process should leave at once after saying so (``leave_at_once``): the aborted
+    collectives leave TensorFlow's thread pools broken, and their teardown at exit
+    prints a traceback of its own.
+    """
+
+    leave_at_once = True
+
+
+@contextlib.contextmanager
+def survivors_explain() -> Iterator[None]:
+    """Turn a collective aborted by a lost peer into ``WorkerLost`` (one line, no traceback)."""
+    try:
+        yield
+    except PEER_LOST as err:
+        text = str(err)
+        _, _, named = text.partition("unhealthy")  # TensorFlow lists the silent tasks after it
+        lost = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", named)))
+        who = ", ".join(lost) if lost else text.strip().splitlines()[0][:200]
+        raise WorkerLost(
+            f"the cluster lost a worker ({type(err).__name__}: {who}). Run the same command "
+            "on every worker again to resume from the last finished epoch's backup.") from None
 
 
 def replica_totals(labels, probabilities):

@@ -62,18 +62,21 @@ class CustomLoop:
         self.checkpoint = checkpoints.EpochCheckpoint(self.directory, model=model,
                                                       optimizer=model.optimizer)
         resumed = self.checkpoint.restore()
-        custom_loop.check_agreement(self.strategy, resumed)
+        with custom_loop.survivors_explain():
+            custom_loop.check_agreement(self.strategy, resumed)
         return resumed
 
     def fit(self, model: keras.Model, datasets, *, epochs: int, callbacks: Sequence,
             verbose: int) -> dict:
         progress = [custom_loop.EpochLine(epochs)] if verbose else []
-        return custom_loop.fit(model, self.strategy, datasets.train, datasets.validation,
-                               epochs=epochs, checkpoint=self.checkpoint,
-                               callbacks=[*callbacks, *progress])
+        with custom_loop.survivors_explain():
+            return custom_loop.fit(model, self.strategy, datasets.train, datasets.validation,
+                                   epochs=epochs, checkpoint=self.checkpoint,
+                                   callbacks=[*callbacks, *progress])
 
     def evaluate(self, model: keras.Model, dataset) -> dict:
-        return custom_loop.evaluate(model, self.strategy, dataset)
+        with custom_loop.survivors_explain():
+            return custom_loop.evaluate(model, self.strategy, dataset)
 
 
 def loop_for(strategy: tf.distribute.Strategy, root: Path):
