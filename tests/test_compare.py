@@ -97,7 +97,7 @@ def test_ui_urls_open_the_training_view_and_the_latest_search_compare_page(store
     assert runs_line.endswith("?workflowType=machine_learning")
     compare_line = next(line for line in lines if "compare the trials" in line)
     name, experiment_id, run_ids = dashboard.latest_search_trials()
-    assert name == "lecture_cnn digits search" and len(run_ids) >= 2
+    assert name.startswith("lecture_cnn digits search (random, ") and len(run_ids) >= 2
     url = compare_line.split(": ", 1)[1]
     assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=[")
     assert json.loads(url.split("runs=")[1].split("&")[0]) == run_ids

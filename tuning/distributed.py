@@ -46,17 +46,18 @@ def role() -> Optional[str]:
     return "chief" if "chief" in os.environ[TUNER_ID] else "worker"
 
 
-def serve(tuner, *, verbose: int = 1) -> None:
+def serve(tuner) -> None:
     """Serve ``tuner``'s oracle to the workers until every trial has ended.
 
     KerasTuner's own chief loop polls every 20 s once the budget is spent; this
-    one polls every ``POLL_SECONDS``, so the summary follows the last trial.
+    one polls every ``POLL_SECONDS``, so the summary follows the last trial. The
+    workers print each trial's lines; KerasTuner's display stays off.
     """
     import grpc
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
-    tuner.oracle.verbose = verbose
+    tuner.oracle.verbose = 0
     tuner.save()
     address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))

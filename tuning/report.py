@@ -57,6 +57,7 @@ class Summary:
     best_run_id: Optional[str]
     best_score: Optional[float]
     parent_run_id: str
+    pruned_geometry: int = 0  # candidates the oracle never made trials: they could not fit
 
     def count(self, status: str) -> int:
         return int((self.trials["status"] == status).sum()) if len(self.trials) else 0
@@ -74,7 +75,7 @@ def trial_table(oracle, exp_id: str, parent_run_id: str) -> pd.DataFrame:
             exp_id, f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'", max_results=5000)
     }
     rows = []
-    for trial_id, trial in sorted(oracle.trials.items()):
+    for trial_id, trial in sorted(oracle.trials.items(), key=lambda item: trial_order(item[0])):
         run = runs.get(trial_id)
         message = (trial.message or "").strip().splitlines()
         reason = re.sub(r"^[\w.]+(Error|Exception): ", "", message[-1]) if message else ""
@@ -91,6 +92,11 @@ def trial_table(oracle, exp_id: str, parent_run_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def trial_order(trial_id: str) -> tuple:
+    """Trial ids by number: KerasTuner pads them to the budget's width, which can grow."""
+    return (int(trial_id), trial_id) if trial_id.isdigit() else (float("inf"), trial_id)
+
+
 def summarize(oracle, exp_id: str, parent: tracking.Run, config) -> Summary:
     """Tag the best trial, log the trial table and the comparison plot to the parent run."""
     table = trial_table(oracle, exp_id, parent.run_id)
@@ -103,7 +109,8 @@ def summarize(oracle, exp_id: str, parent: tracking.Run, config) -> Summary:
                               else completed["score"].idxmin())]
     summary = Summary(table, objective, best["trial_id"] if best is not None else None,
                       best["run_id"] if best is not None else None,
-                      float(best["score"]) if best is not None else None, parent.run_id)
+                      float(best["score"]) if best is not None else None, parent.run_id,
+                      getattr(oracle, "pruned_geometry", 0))
     log_summary(summary, parent)
     return summary
 
@@ -114,6 +121,7 @@ def log_summary(summary: Summary, parent: tracking.Run) -> None:
     parent.log_metrics({
         "trials_total": len(summary.trials), "trials_completed": summary.count("COMPLETED"),
         "trials_failed": summary.count("FAILED"), "trials_rejected_geometry": int(rejected),
+        "candidates_pruned_geometry": summary.pruned_geometry,
     })
     with tracking.artifact_dir() as folder:
         csv = folder / "trials.csv"
@@ -137,7 +145,8 @@ def print_summary(summary: Summary, exp_id: str) -> None:
     table = summary.trials
     rejected = table[table["reason"].str.contains("rejected by geometry")] if len(table) else table
     print(f"\n{len(table)} trials: {summary.count('COMPLETED')} completed, "
-          f"{summary.count('FAILED')} failed ({len(rejected)} rejected by geometry).")
+          f"{summary.count('FAILED')} failed ({len(rejected)} rejected by geometry); "
+          f"{summary.pruned_geometry} candidates pruned by geometry before training.")
     for _, row in rejected.iterrows():
         print(f"  trial {row['trial_id']}: {row['reason']}")
     if summary.best_trial_id is not None:

@@ -1,20 +1,22 @@
 """`cnnkeras tune`: a KerasTuner search whose every trial is a nested MLflow run.
 
-One parent run per search, one nested run per trial (and per execution when
-``executions_per_trial > 1``). A trial whose geometry does not fit its input
-is a FAILED trial with the reason, never a crash. Re-running an interrupted
-search reloads the tuner's state and continues the same parent run; a trial
-that was cut off is re-run into its own run, so no trial appears twice.
-In KerasTuner's chief/worker mode the chief opens the parent run and every
-worker logs its trials under it.
+One parent run per search (named by architecture, dataset, tuner and start
+time), one nested run per trial (and per execution when
+``executions_per_trial > 1``). No trial is spent on a geometry that does not fit
+the input: the oracle (``tuning.oracles``) checks every candidate first. Each
+search owns its folder (``tuning.project``): re-running the same command
+reloads its state and continues the same parent run; a trial that was cut off is
+re-run into its own run, so no trial appears twice; another tuner or space is
+another search. In KerasTuner's chief/worker mode the chief opens the parent run
+and every worker logs its trials under it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -24,39 +26,18 @@ import keras
 import keras_tuner as kt
 import tensorflow as tf
 from keras_tuner.errors import FailedTrialError
-from keras_tuner.src import config as kt_config
 
 from cnnkeras import distribute, tracking, training
 from cnnkeras.analysis import GeometryError
-from cnnkeras.config import ExperimentConfig, ModelConfig, flatten
-from tuning import distributed, report
-from tuning.spaces import SPACES, architecture_of
+from cnnkeras.config import ExperimentConfig, flatten
+from tuning import distributed, oracles, project, report
+from tuning.spaces import SPACES, search_config
 
 SEARCH_TAG = "cnnkeras.search_dir"
 TRIAL_TAG = "trial_id"
 EXECUTION_TAG = "execution"
 CONTINUES_TAG = "continues_trial"  # Hyperband: the trial whose weights this one trains on
 PARENT_WAIT_SECONDS = 120
-
-
-class CnnHyperModel(kt.HyperModel):
-    """Builds the model a space's config describes; a geometry misfit fails the trial."""
-
-    declaring = False  # True while KerasTuner only collects the space's hyperparameters
-
-    def __init__(self, space, base: ExperimentConfig, input_shape, num_classes: int):
-        super().__init__(name=base.tune.space)
-        self.space, self.base = space, base
-        self.input_shape, self.num_classes = tuple(input_shape), num_classes
-
-    def build(self, hp):
-        config = self.space(hp, self.base)
-        if self.declaring:
-            return None
-        try:
-            return training.build_model(config, self.input_shape, self.num_classes)
-        except GeometryError as err:
-            raise FailedTrialError(f"rejected by geometry: {err}") from None
 
 
 class SearchTracker:
@@ -68,12 +49,17 @@ class SearchTracker:
         self.prefix = training.run_name(config)
         self.train_size = train_size  # examples per epoch, for images per second
 
-    def child(self, tags: dict, name: str, parent_id: str) -> tracking.Run:
+    def find(self, tags: dict, parent_id: str):
+        """The MLflow run under ``parent_id`` with ``tags``, or None."""
         clauses = [f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'"]
         clauses += [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
         found = tracking.find_runs(self.exp_id, " and ".join(clauses), max_results=1)
+        return found[0] if found else None
+
+    def child(self, tags: dict, name: str, parent_id: str) -> tracking.Run:
+        found = self.find(tags, parent_id)
         if found:
-            return tracking.reopen_run(found[0].info.run_id)
+            return tracking.reopen_run(found.info.run_id)
         return tracking.create_run(self.exp_id, name=name, parent=parent_id, tags={
             "architecture": self.config.model.architecture,
             "dataset": self.config.data.dataset, "cnnkeras.kind": "trial", **tags,
@@ -92,10 +78,61 @@ class SearchTracker:
         run.set_tags(tags)
         return run
 
+    def recorded_params(self, trial_id: str) -> Optional[dict]:
+        """The params of trial ``trial_id``'s run under this search, if it has one."""
+        found = self.find({TRIAL_TAG: trial_id}, self.parent.run_id)
+        return dict(found.data.params) if found else None
+
     def execution_run(self, trial, execution: int, trial_run: tracking.Run) -> tracking.Run:
         return self.child({TRIAL_TAG: trial.trial_id, EXECUTION_TAG: execution},
                           f"{self.prefix} trial {trial.trial_id} execution {execution}",
                           trial_run.run_id)
+
+
+class CnnHyperModel(kt.HyperModel):
+    """Builds the model a space's config describes, and fits it into the trial's MLflow run.
+
+    Outside a trial (KerasTuner collecting the space's hyperparameters at their
+    defaults, which may not fit the input) ``build`` declares them and builds nothing.
+    """
+
+    def __init__(self, space, base: ExperimentConfig, input_shape, num_classes: int, *,
+                 verbose: int = 1):
+        super().__init__(name=base.tune.space)
+        self.space, self.base = space, base
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        self.verbose = verbose
+        self.trial: Optional[TrialRecorder] = None  # set by the tuner while a trial runs
+
+    def build(self, hp):
+        config = self.space(hp, self.base)
+        if self.trial is None:
+            return None
+        try:
+            return training.build_model(config, self.input_shape, self.num_classes)
+        except GeometryError as err:  # the oracle checks first; a builder may know more
+            raise FailedTrialError(f"rejected by geometry: {err}") from None
+
+    def fit(self, hp, model, *args, **kwargs):
+        return self.trial.fit(model, *args, verbose=self.verbose, **kwargs)
+
+
+class TrialRecorder:
+    """One trial's MLflow side: its run, the model's facts, one nested run per execution."""
+
+    def __init__(self, tracker: SearchTracker, trial, run: tracking.Run, executions: int):
+        self.tracker, self.trial, self.run = tracker, trial, run
+        self.executions, self.execution = executions, 0
+
+    def fit(self, model, *args, **kwargs):
+        self.execution += 1
+        if self.execution == 1:
+            self.run.log_params(training.model_facts(model))
+        if self.executions == 1:
+            return fit_in_run(model.fit, self.run, *args, **kwargs)
+        run = self.tracker.execution_run(self.trial, self.execution, self.run)
+        with tracking.active(run):
+            return fit_in_run(model.fit, run, *args, **kwargs)
 
 
 def fit_in_run(fit, run: tracking.Run, *args, **kwargs):
@@ -138,75 +175,79 @@ def log_speed(run: tracking.Run, histories, train_size: int, seconds: float) -> 
                      "images_per_second": train_size * epochs / max(seconds, 1e-9)})
 
 
-class TrackedTuner:
-    """Mixed into a KerasTuner tuner: MLflow runs around trials, and a safe oracle file.
+class TrackedTuner(kt.Tuner):
+    """A KerasTuner tuner with MLflow runs around trials, its own console lines and a
+    safe oracle file, on public hooks only (``run_trial``, ``on_trial_*``, ``save``).
 
-    Under Hyperband a trial trains from ``tuner/initial_epoch`` to ``tuner/epochs``
-    (continuing the weights of trial ``tuner/trial_id``); its per-epoch metrics
-    are logged at those absolute epochs, so curves of successive rounds line up.
+    Each trial is named by its trial id everywhere: the console, the run name, the
+    summary, ``trials.csv`` and the ``trial_<id>`` folder (KerasTuner's own display,
+    which counts differently, is off). Under Hyperband a trial trains from
+    ``tuner/initial_epoch`` to ``tuner/epochs`` (continuing the weights of trial
+    ``tuner/trial_id``); its per-epoch metrics are logged at those absolute epochs.
     """
 
     tracker: SearchTracker
 
     def run_trial(self, trial, *args, **kwargs):
         run = self.tracker.trial_run(trial)
-        self._trial_run, self._execution = run, 0
-        with tracking.active(run):
-            strategy = self.distribution_strategy or tf.distribute.get_strategy()
-            run.log_params({**flatten(trial_config(self.hypermodel.space, trial,
-                                                   self.tracker.config)),
-                            **trial.hyperparameters.values,
-                            "replicas": strategy.num_replicas_in_sync})
-            started = time.perf_counter()
-            try:
-                histories = super().run_trial(trial, *args, **kwargs)
-            except Exception as err:
-                run.set_tags({"trial_status": "FAILED", "failure_reason": failure_reason(err)})
-                raise
-            except BaseException:  # Ctrl-C, SIGTERM: the run ends KILLED, re-run on resume
-                run.set_tags({"trial_status": "KILLED"})
-                raise
-            log_histories(run, histories, self.oracle.objective.name)
-            log_speed(run, histories, self.tracker.train_size, time.perf_counter() - started)
-            run.set_tags({"trial_status": "COMPLETED"})
-        return histories
-
-    def _populate_initial_space(self):
-        """Collect the space without building a model: its defaults may not fit the input."""
-        self.hypermodel.declaring = True
+        self.failure = None
+        self.hypermodel.trial = TrialRecorder(self.tracker, trial, run, self.executions_per_trial)
         try:
-            super()._populate_initial_space()
+            with tracking.active(run):
+                return self.tracked_trial(run, trial, *args, **kwargs)
         finally:
-            self.hypermodel.declaring = False
+            self.hypermodel.trial = None
 
-    def _try_build(self, hp):
-        model = super()._try_build(hp)
-        self._trial_run.log_params(training.model_facts(model))
-        return model
+    def tracked_trial(self, run: tracking.Run, trial, *args, **kwargs):
+        strategy = self.distribution_strategy or tf.distribute.get_strategy()
+        run.log_params({**flatten(trial_config(self.hypermodel.space, trial, self.tracker.config)),
+                        **trial.hyperparameters.values,
+                        "replicas": strategy.num_replicas_in_sync})
+        started = time.perf_counter()
+        try:
+            histories = super().run_trial(trial, *args, **kwargs)
+        except Exception as err:
+            self.failure = failure_reason(err)
+            run.set_tags({"trial_status": "FAILED", "failure_reason": self.failure})
+            raise
+        except BaseException:  # Ctrl-C, SIGTERM: the run ends KILLED, re-run on resume
+            run.set_tags({"trial_status": "KILLED"})
+            raise
+        log_histories(run, histories, self.oracle.objective.name)
+        log_speed(run, histories, self.tracker.train_size, time.perf_counter() - started)
+        run.set_tags({"trial_status": "COMPLETED"})
+        return histories
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         report.backup_oracle(Path(self.project_dir))
+        if self.hypermodel.verbose:
+            values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items())
+            print(f"\nTrial {trial.trial_id}: {values}", flush=True)
 
-    def _build_and_fit_model(self, trial, *args, **kwargs):
-        self._execution += 1
-        fit = super()._build_and_fit_model
-        if self.executions_per_trial == 1:
-            return fit_in_run(fit, self._trial_run, trial, *args, **kwargs)
-        run = self.tracker.execution_run(trial, self._execution, self._trial_run)
-        with tracking.active(run):
-            return fit_in_run(fit, run, trial, *args, **kwargs)
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if trial.status == "COMPLETED":
+            score = self.oracle.get_trial(trial.trial_id).score
+            print(f"Trial {trial.trial_id} COMPLETED: {self.oracle.objective.name} "
+                  f"{score:.4f}", flush=True)
+        else:
+            reason = self.failure or "see its MLflow run"
+            print(f"Trial {trial.trial_id} {trial.status}: {reason}", flush=True)
 
     def save(self):
         super().save()
         report.backup_oracle(Path(self.project_dir))
 
 
-TUNER_CLASSES = {
-    name: type(f"Tracked{base.__name__}", (TrackedTuner, base), {})
-    for name, base in (("random", kt.RandomSearch), ("bayesian", kt.BayesianOptimization),
-                       ("hyperband", kt.Hyperband), ("grid", kt.GridSearch))
-}
+class TrackedHyperband(TrackedTuner, kt.Hyperband):
+    """Hyperband's trials (continuing an earlier trial's weights) with our own oracle.
+
+    ``kt.Hyperband.__init__`` only makes its oracle; ours is passed in instead.
+    """
+
+    def __init__(self, oracle, hypermodel, **kwargs):
+        kt.Tuner.__init__(self, oracle, hypermodel, **kwargs)
 
 
 def bayesian_initial_points(max_trials: int) -> int:
@@ -218,22 +259,43 @@ def bayesian_initial_points(max_trials: int) -> int:
     return max(2, max_trials // 3)
 
 
-def make_tuner(config: ExperimentConfig, hypermodel, strategy) -> kt.Tuner:
-    """The configured tuner; ``strategy`` is passed on when it spans several replicas."""
+def make_oracle(config: ExperimentConfig, check: oracles.GeometryCheck) -> kt.Oracle:
+    """The configured tuner's oracle, checking every candidate's geometry first."""
     tune = config.tune
-    common = dict(
-        hypermodel=hypermodel, objective=tune.objective, directory=tune.directory,
-        project_name=config.name, overwrite=tune.overwrite, seed=config.runtime.seed,
-        executions_per_trial=tune.executions_per_trial,
-        max_consecutive_failed_trials=10_000,  # geometry rejections are expected, not fatal
-        distribution_strategy=strategy if strategy.num_replicas_in_sync > 1 else None,
-    )
+    common = dict(objective=tune.objective, seed=config.runtime.seed, check=check,
+                  max_consecutive_failed_trials=10_000)  # a failed trial never ends a search
     if tune.tuner == "hyperband":
-        return TUNER_CLASSES["hyperband"](max_epochs=tune.hyperband_max_epochs, factor=3,
-                                          **common)
+        return oracles.HyperbandOracle(max_epochs=tune.hyperband_max_epochs, factor=3, **common)
     if tune.tuner == "bayesian":
         common["num_initial_points"] = bayesian_initial_points(tune.max_trials)
-    return TUNER_CLASSES[tune.tuner](max_trials=tune.max_trials, **common)
+    return oracles.ORACLES[tune.tuner](max_trials=tune.max_trials, **common)
+
+
+def make_tuner(config: ExperimentConfig, hypermodel: CnnHyperModel, strategy,
+               folder: Path) -> kt.Tuner:
+    """The search's tuner in ``folder``, its saved state reloaded; ``strategy`` is passed on
+    when it spans several replicas."""
+    check = oracles.GeometryCheck(hypermodel.space, hypermodel.base, hypermodel.input_shape,
+                                  hypermodel.num_classes)
+    tuner_class = TrackedHyperband if config.tune.tuner == "hyperband" else TrackedTuner
+    try:
+        return tuner_class(
+            oracle=make_oracle(config, check), hypermodel=hypermodel,
+            directory=str(folder.parent), project_name=folder.name, overwrite=False,
+            executions_per_trial=config.tune.executions_per_trial,
+            distribution_strategy=strategy if strategy.num_replicas_in_sync > 1 else None)
+    except (KeyError, RuntimeError, json.JSONDecodeError) as err:  # KerasTuner's reload
+        cause = err.__cause__ or err  # KerasTuner wraps a missing key in a long RuntimeError
+        raise ValueError(f"The tuner state in {folder} does not fit this search "
+                         f"({type(cause).__name__}: {cause}): {project.afresh(folder)}."
+                         ) from None
+
+
+def search_name(config: ExperimentConfig) -> str:
+    """``<arch> <dataset> search (<tuner>[, space S], <start time>)``: searches told apart."""
+    space = "" if config.tune.space == config.model.architecture else f", space {config.tune.space}"
+    return (f"{training.run_name(config)} search ({config.tune.tuner}{space}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')})")
 
 
 def parent_run(config: ExperimentConfig, exp_id: str, search_dir: str) -> tracking.Run:
@@ -256,22 +318,28 @@ def parent_run(config: ExperimentConfig, exp_id: str, search_dir: str) -> tracki
         if time.monotonic() > deadline:
             raise ValueError(f"No search run for {search_dir} appeared: is the chief running?")
         time.sleep(1)
-    return tracking.create_run(exp_id, name=f"{training.run_name(config)} search", tags={
+    return tracking.create_run(exp_id, name=search_name(config), tags={
         SEARCH_TAG: search_dir, "architecture": config.model.architecture,
         "dataset": config.data.dataset, "cnnkeras.kind": "search", "tuner": config.tune.tuner,
+        "space": config.tune.space,
     })
 
 
 def quiet_kerastuner() -> None:
-    kt_config.DEBUG = False  # a rejected trial is reported in one line, not a traceback
     # Hyperband continues a trial from its weights file, which holds no optimizer state yet.
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
 
 
 def log_search_config(parent: tracking.Run, config: ExperimentConfig, strategy, sizes) -> None:
-    """The resolved config (params and ``config.json``), replicas and split sizes."""
-    parent.log_params({**flatten(config), "replicas": strategy.num_replicas_in_sync,
+    """The resolved config (params and ``config.json``), replicas and split sizes.
+
+    The budget may grow when a search is resumed: it is the tag ``tune.max_trials``
+    (MLflow params cannot change), and ``config.json`` is rewritten each time.
+    """
+    params = {k: v for k, v in flatten(config).items() if k != "tune.max_trials"}
+    parent.log_params({**params, "replicas": strategy.num_replicas_in_sync,
                        **{f"data.size.{k}": v for k, v in sizes.items()}})
+    parent.set_tags({"tune.max_trials": config.tune.max_trials})
     parent.log_dict(json.loads(json.dumps(flatten(config), default=str)), "config.json")
 
 
@@ -289,11 +357,20 @@ def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strate
     In chief/worker mode (``KERASTUNER_*`` set) the chief serves the oracle and
     writes the summary, and a worker runs trials and returns no summary.
     """
-    strategy = strategy or tf.distribute.get_strategy()
     space = SPACES.get(config.tune.space)
-    architecture = architecture_of(space, config)
-    if architecture != config.model.architecture:  # e.g. --set tune.space=resnet18
-        config = dataclasses.replace(config, model=ModelConfig(architecture))
+    config = search_config(space, config)
+    folder = project.project_dir(config)
+    with contextlib.ExitStack() as stack:
+        if distributed.role() != "worker":  # the chief holds the folder for its workers
+            stack.enter_context(project.hold(folder))
+            if config.tune.overwrite:
+                project.clear(folder)
+        return search_in(folder, config, space, strategy or tf.distribute.get_strategy(),
+                         config.runtime.verbose if verbose is None else verbose)
+
+
+def search_in(folder: Path, config: ExperimentConfig, space, strategy, verbose: int
+              ) -> SearchResult:
     quiet_kerastuner()
     keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
@@ -303,28 +380,27 @@ def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strate
     datasets = training.load_data(config, distribute.global_batch_size(config.train.batch_size,
                                                                       strategy))
     exp_id = tracking.experiment_id(config.mlflow_experiment)
-    project = Path(config.tune.directory).resolve() / config.name
     role = distributed.role()
-    if role != "worker":
-        if config.tune.overwrite:
-            shutil.rmtree(project, ignore_errors=True)
-        report.restore_oracle(project)
-    parent = parent_run(config, exp_id, str(project))
-    hypermodel = CnnHyperModel(space, config, datasets.input_shape, datasets.num_classes)
-    tuner = make_tuner(dataclasses.replace(config, tune=dataclasses.replace(
-        config.tune, overwrite=False, directory=str(project.parent))), hypermodel, strategy)
-    tuner.tracker = SearchTracker(config, exp_id, parent, datasets.sizes["train"])
+    parent = parent_run(config, exp_id, str(folder))
+    hypermodel = CnnHyperModel(space, config, datasets.input_shape, datasets.num_classes,
+                               verbose=verbose)
+    tracker = SearchTracker(config, exp_id, parent, datasets.sizes["train"])
     fit_args = dict(x=datasets.train, validation_data=datasets.validation,
-                    epochs=config.train.epochs, shuffle=False,  # the pipeline shuffles
-                    verbose=config.runtime.verbose if verbose is None else verbose)
+                    epochs=config.train.epochs, shuffle=False)  # the pipeline shuffles
     if role == "worker":
+        tuner = make_tuner(config, hypermodel, strategy, folder)
+        tuner.tracker = tracker
         tuner.search(**fit_args)
         print(f"Worker {tuner.tuner_id} done; its trials are under MLflow run {parent.run_id}.")
         return SearchResult(parent.run_id, exp_id, None)
     with tracking.active(parent):
+        project.check_state(folder, tracker.recorded_params)
+        tuner = make_tuner(config, hypermodel, strategy, folder)
+        tuner.tracker = tracker
+        tuner.oracle.verbose = 0  # KerasTuner's display counts trials its own way
         log_search_config(parent, config, strategy, datasets.sizes)
         if role == "chief":
-            distributed.serve(tuner, verbose=fit_args["verbose"])
+            distributed.serve(tuner)
         else:
             tuner.search(**fit_args)
         summary = report.summarize(tuner.oracle, exp_id, parent, config)

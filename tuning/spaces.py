@@ -1,5 +1,7 @@
 """Search spaces: functions ``(hp, base_config) -> ExperimentConfig``.
 
+A space sets only what it varies, on top of the configured ``model.options``
+(``with_options``), so ``--set model.options.pool_size=3`` reaches every trial.
 A space names every hyperparameter after what it sets (``filters_1``,
 ``kernel_size_1``, ``strides_1``, ``padding_1``, ...), so the same names are
 the KerasTuner hyperparameters, the MLflow params and the columns of MLflow's
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from cnnkeras.config import ExperimentConfig
+from cnnkeras.config import ExperimentConfig, ModelConfig
 from cnnkeras.registry import Registry
 
 Space = Callable[..., ExperimentConfig]
@@ -30,8 +32,23 @@ def training_knobs(hp, base: ExperimentConfig) -> ExperimentConfig:
 
 
 def with_options(base: ExperimentConfig, architecture: str, **options) -> ExperimentConfig:
-    model = dataclasses.replace(base.model, architecture=architecture, options=options)
+    """``architecture`` with the configured options, and the space's ``options`` on top.
+
+    Options the user configured for another architecture do not apply and are dropped.
+    """
+    configured = base.model.options if base.model.architecture == architecture else {}
+    model = dataclasses.replace(base.model, architecture=architecture,
+                                options={**configured, **options})
     return dataclasses.replace(base, model=model)
+
+
+def overridden_options(space: Space, base: ExperimentConfig) -> dict:
+    """The configured ``model.options`` that ``space`` varies, so no trial uses them."""
+    import keras_tuner as kt
+
+    bare = dataclasses.replace(base, model=dataclasses.replace(base.model, options={}))
+    varied = space(kt.HyperParameters(), bare).model.options
+    return {key: value for key, value in base.model.options.items() if key in varied}
 
 
 @SPACES.register("lecture_cnn")
@@ -62,6 +79,23 @@ def architecture_of(space: Space, base: ExperimentConfig) -> str:
     import keras_tuner as kt
 
     return space(kt.HyperParameters(), base).model.architecture
+
+
+def search_config(space: Space, config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with the space's architecture; a warning line for options no trial uses."""
+    architecture = architecture_of(space, config)
+    if architecture != config.model.architecture:  # e.g. --set tune.space=resnet18
+        if config.model.options:
+            print(f"Warning: model.options {dict(config.model.options)} are for "
+                  f"{config.model.architecture}; space {config.tune.space} builds "
+                  f"{architecture}, so no trial uses them.")
+        return dataclasses.replace(config, model=ModelConfig(architecture))
+    overridden = overridden_options(space, config)
+    if overridden:
+        settings = ", ".join(f"model.options.{k}={v!r}" for k, v in overridden.items())
+        print(f"Warning: search space {config.tune.space} varies {', '.join(overridden)}, "
+              f"so the configured {settings} is not used by any trial.")
+    return config
 
 
 # each module registers its families' spaces: the classics, the tf.nn conv variants

@@ -57,7 +57,24 @@ def conv_block(x, filters: int, *, kernel_size: int, strides: int, padding: str,
     return x
 
 
-@ARCHITECTURES.register("lecture_cnn", small_input_shape=(28, 28, 1))
+def lecture_cnn_geometry(input_shape, num_classes: int, *, filters, kernel_sizes, strides,
+                         paddings, pool_size, **layer_options) -> tuple:
+    """``lecture_cnn``'s feature-map walk, no layer built: the last map's (height, width).
+
+    Takes every argument of ``lecture_cnn`` (defaults filled in by the caller, e.g.
+    ``inspect.signature(lecture_cnn).bind(...).apply_defaults()``); options that do not
+    change sizes (``dense_units``, ``dropout``, ...) are ignored. Raises the builder's
+    ``GeometryError``, naming the first conv or pool that does not fit.
+    """
+    count = 1 if isinstance(filters, int) else len(filters)
+    return check_geometry(input_shape, per_block(filters, count, "filters"),
+                          per_block(kernel_sizes, count, "kernel_sizes"),
+                          per_block(strides, count, "strides"),
+                          per_block(paddings, count, "paddings"), pool_size)
+
+
+@ARCHITECTURES.register("lecture_cnn", small_input_shape=(28, 28, 1),
+                        geometry=lecture_cnn_geometry)
 def lecture_cnn(
     input_shape=(28, 28, 1),
     num_classes: int = 10,

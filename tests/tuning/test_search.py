@@ -1,7 +1,11 @@
 """`run_search` in-process on tiny digits: the MLflow run tree, params, metrics, artifacts,
-best-trial tags, geometry rejections, the four tuners and a small ResNet search."""
+best-trial tags, one number per trial, the user's options in every trial, geometry pruning,
+the four tuners and a small ResNet search."""
 
+import contextlib
 import csv
+import io
+import re
 import shutil
 
 import mlflow
@@ -36,21 +40,26 @@ def artifacts(client, run_id, path=None):
     return found
 
 
+# a user's option the space leaves alone (pool_size) and one it varies (dropout)
+USER_OPTIONS = ("model.options.pool_size=3", "model.options.dropout=0.5")
+
+
 @pytest.fixture(scope="module")
 def three_trials(tmp_path_factory, template_store):
-    """One random search of three trials, shared by the run-tree tests below."""
+    """One random search of three trials, shared by the run-tree tests below; its output."""
     folder = tmp_path_factory.mktemp("three")
     shutil.copyfile(template_store, folder / "mlflow.db")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(folder)
-        result = search(folder, "tune.max_trials=3")
-    return MlflowClient(uri), result, folder
+        result = search(folder, "tune.max_trials=3", *USER_OPTIONS)
+    return MlflowClient(uri), result, folder, printed.getvalue()
 
 
 def test_three_trials_are_three_nested_runs_under_one_finished_parent(three_trials):
-    client, result, _ = three_trials
+    client, result, *_ = three_trials
     everything = client.search_runs([e.experiment_id for e in client.search_experiments()])
     trials = children(client, result)
     assert len(everything) == 4 and len(trials) == 3
@@ -60,13 +69,41 @@ def test_three_trials_are_three_nested_runs_under_one_finished_parent(three_tria
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["cnnkeras.kind"] == "search"
     assert parent.data.tags["tuner"] == "random"
-    assert parent.data.params["tune.max_trials"] == "3"
+    assert parent.data.tags["tune.max_trials"] == "3"
+    assert "tune.max_trials" not in parent.data.params  # a resume may raise it
     assert parent.data.metrics["trials_total"] == 3
     assert {r.info.run_name for r in trials} == {f"lecture_cnn digits trial {i}" for i in "012"}
+    assert re.fullmatch(r"lecture_cnn digits search \(random, \d{4}-\d\d-\d\d \d\d:\d\d\)",
+                        parent.info.run_name)
+
+
+def test_a_trial_has_one_number_in_the_console_run_name_summary_and_table(three_trials):
+    client, result, folder, printed = three_trials
+    table = result.summary.trials
+    assert list(table["trial_id"]) == ["0", "1", "2"]
+    names = {r.data.tags["trial_id"]: r.info.run_name for r in children(client, result)}
+    for _, row in table.iterrows():
+        assert names[row["trial_id"]] == f"lecture_cnn digits trial {row['trial_id']}"
+        assert f"Trial {row['trial_id']} COMPLETED: val_accuracy {row['score']:.4f}" in printed
+        assert (folder / "tuner" / "lecture_digits-random-lecture_cnn-digits"
+                / f"trial_{row['trial_id']}" / "trial.json").exists()
+    assert "Running Trial #" not in printed  # KerasTuner's own count is not shown
+    best = result.summary.best_trial_id
+    assert f"Best trial {best}: val_accuracy" in printed
+
+
+def test_the_users_options_reach_every_trial_and_a_varied_one_is_reported_once(three_trials):
+    client, result, _, printed = three_trials
+    for run in children(client, result):
+        assert run.data.params["model.options.pool_size"] == "3"
+        assert run.data.params["model.options.dropout"] == run.data.params["dropout"]
+    assert printed.count("Warning:") == 1
+    assert ("Warning: search space lecture_cnn varies dropout, so the configured "
+            "model.options.dropout=0.5 is not used by any trial.") in printed
 
 
 def test_each_trial_logs_its_hyperparameters_config_parameter_count_and_metrics(three_trials):
-    client, result, _ = three_trials
+    client, result, *_ = three_trials
     rows = result.summary.trials.set_index("trial_id")
     for run in children(client, result):
         params, trial_id = run.data.params, run.data.tags["trial_id"]
@@ -85,6 +122,7 @@ def test_each_trial_logs_its_hyperparameters_config_parameter_count_and_metrics(
                                       "paddings": (params["padding_1"], params["padding_2"]),
                                       "dense_units": int(params["dense_units"]),
                                       "dropout": float(params["dropout"]),
+                                      "pool_size": 3,
                                       "batch_norm": params["batch_norm"] == "True"})
             assert int(params["parameters"]) == built.count_params()
             assert int(params["flops_per_image"]) == model_flops(built)
@@ -95,7 +133,7 @@ def test_each_trial_logs_its_hyperparameters_config_parameter_count_and_metrics(
 
 
 def test_the_parent_holds_the_trial_table_the_plot_and_the_best_trial(three_trials):
-    client, result, folder = three_trials
+    client, result, folder, _ = three_trials
     parent = client.get_run(result.parent_run_id)
     assert {"trials.csv", "plots/parallel_coordinates.png", "config.json"} <= set(
         artifacts(client, parent.info.run_id))
@@ -135,24 +173,22 @@ def test_one_trial_two_executions_with_autolog_on_stay_in_their_own_runs(store,
     assert parent.data.tags["best_trial_id"] == "0"
 
 
-def test_a_misfit_geometry_is_a_failed_trial_naming_the_layer(store, tmp_path,
-                                                              capsys):
-    # grid's first trial is every default: at 8x8 the maps go 6, 3, 1, then a 2x2 pool
+def test_the_defaults_that_do_not_fit_are_pruned_and_the_trial_that_runs_fits(store, tmp_path,
+                                                                              capsys):
+    # grid's first candidate is every default: at 8x8 the maps go 6, 3, 1, then a 2x2 pool.
+    # Every combination up to padding_2 = "same" (162 of them) has that geometry.
     result = search(tmp_path, "tune.max_trials=1", "tune.tuner=grid", "data.image_size=8x8")
     client = MlflowClient(store)
     (trial,) = children(client, result)
-    assert trial.info.status == "FAILED"
-    assert trial.data.tags["trial_status"] == "FAILED"
-    reason = trial.data.tags["failure_reason"]
-    assert reason.startswith("rejected by geometry: block2_pool: input 1x1")
-    assert "output would be 0" in reason
+    assert trial.info.status == "FINISHED"
+    assert (trial.data.params["padding_1"], trial.data.params["padding_2"]) == ("valid", "same")
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["trials_rejected_geometry"] == 1
-    assert "best_trial_id" not in parent.data.tags
+    assert parent.data.metrics["candidates_pruned_geometry"] == 162
+    assert parent.data.metrics["trials_rejected_geometry"] == 0
+    assert parent.data.tags["best_trial_id"] == "0"
     printed = capsys.readouterr().out
-    assert "1 failed (1 rejected by geometry)" in printed
-    assert "trial 0: rejected by geometry: block2_pool" in printed
+    assert "1 completed, 0 failed (0 rejected by geometry); 162 candidates pruned" in printed
 
 
 # random runs in `three_trials`, grid in the execution and ResNet tests
@@ -210,13 +246,3 @@ def test_a_small_resnet_searches_on_digits(store, tmp_path):
                            filters=(16, 32, 64, 128))
     assert int(params["parameters"]) == built.count_params()
     assert client.get_run(result.parent_run_id).data.tags["architecture"] == "resnet18"
-
-
-def test_a_resnet_too_deep_for_its_input_is_rejected_by_geometry(store, tmp_path):
-    result = search(tmp_path, "tune.space=resnet18", "tune.tuner=grid", "tune.max_trials=1",
-                    "data.image_size=16x16")
-    (trial,) = children(MlflowClient(store), result)
-    assert trial.info.status == "FAILED"
-    assert trial.data.tags["failure_reason"].startswith(
-        "rejected by geometry: resnet18 downsamples by 32")
-    assert "conv5_block1 (stride 2) would get 1x1" in trial.data.tags["failure_reason"]

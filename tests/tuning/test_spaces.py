@@ -1,4 +1,5 @@
-"""Search spaces: every registered space yields a config its builder accepts, names match."""
+"""Search spaces: every registered space yields a config its builder accepts, names match,
+the configured options stay under what a space varies."""
 
 import inspect
 
@@ -7,8 +8,9 @@ import pytest
 
 import cnnkeras
 import experiments
+from cnnkeras.config import apply_overrides
 from cnnkeras.registry import ARCHITECTURES
-from tuning.spaces import SPACES, architecture_of
+from tuning.spaces import SPACES, architecture_of, overridden_options
 
 BASE = experiments.get("lecture_digits")
 
@@ -72,3 +74,18 @@ def test_a_space_decides_the_architecture_and_training_keeps_the_configured_one(
 def test_unknown_space_lists_the_known_ones():
     with pytest.raises(ValueError, match="lecture_cnn"):
         SPACES.get("no_such_space")
+
+
+def test_a_space_sets_what_it_varies_on_top_of_the_configured_options():
+    base = apply_overrides(BASE, ["model.options.pool_size=3", "model.options.dropout=0.5"])
+    options = dict(SPACES.get("lecture_cnn")(kt.HyperParameters(), base).model.options)
+    assert options["pool_size"] == 3  # not varied: the user's value reaches the trial
+    assert options["dropout"] == 0.0  # varied: the space's value (its default here)
+    assert overridden_options(SPACES.get("lecture_cnn"), base) == {"dropout": 0.5}
+    assert overridden_options(SPACES.get("training"), base) == {}
+
+
+def test_options_configured_for_another_architecture_do_not_reach_a_space():
+    base = apply_overrides(BASE, ["model.options.pool_size=3"])
+    options = dict(SPACES.get("resnet18")(kt.HyperParameters(), base).model.options)
+    assert "pool_size" not in options and options["strides"] == (1, 2, 2, 2)
