@@ -41,14 +41,14 @@ def search_config(args, folder: Path):
 
 def completed_trials(config, datasets):
     """The finished search's trials (KerasTuner reloads them from the project folder)."""
-    from tuning import search
+    from tuning import project, search
 
     space = search.SPACES.get(config.tune.space)
-    project = Path(config.tune.directory).resolve() / config.name
-    hypermodel = search.CnnHyperModel(space, config, datasets.input_shape, datasets.num_classes)
-    reload = dataclasses.replace(config, tune=dataclasses.replace(
-        config.tune, overwrite=False, directory=str(project.parent)))
-    tuner = search.make_tuner(reload, hypermodel, tf.distribute.get_strategy())
+    hypermodel = search.CnnHyperModel(space, config, datasets.input_shape, datasets.num_classes,
+                                      verbose=0)
+    reload = dataclasses.replace(config, tune=dataclasses.replace(config.tune, overwrite=False))
+    tuner = search.make_tuner(reload, hypermodel, tf.distribute.get_strategy(),
+                              project.project_dir(config))
     trials = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     return [search.trial_config(space, trial, config) for trial in trials]
 
