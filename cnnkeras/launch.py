@@ -1,4 +1,11 @@
-"""Start one command as N workers on this machine: a local rehearsal of a cluster run.
+"""Processes started together on this machine, and the multi-worker training launcher.
+
+``Supervisor`` is the one piece of process supervision in cnnkeras: it starts
+named processes, prints each line of their output prefixed with ``[name]``,
+watches for exits and hands each exit to a *policy*, which says whether to carry
+on or to stop everything (SIGTERM, then SIGKILL after ``GRACE_SECONDS``) with a
+status. Multi-worker training (here) stops all at any failure; distributed tuning
+(``tuning.distributed``) tolerates a lost worker and stops all when the chief fails.
 
 ``python -m cnnkeras.launch --workers 2 -- python -m cnnkeras train lecture_cnn
 --strategy multi_worker`` picks N free ports on 127.0.0.1, gives worker i the
@@ -14,14 +21,137 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from typing import Optional, Sequence, TextIO
+from typing import Callable, Mapping, Optional, Sequence, TextIO
 
-GRACE_SECONDS = 10.0
+GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL when stopping, for every launcher
+POLL_SECONDS = 0.1
+
+# A policy gets a process's name and return code (negative: killed by that signal) and
+# returns None to carry on, or the status to stop everything with.
+Policy = Callable[[str, int], Optional[int]]
+
+
+def exit_status(code: int) -> int:
+    """A return code as shells report it: killed by signal N is 128 + N."""
+    return code if code >= 0 else 128 - code
+
+
+def describe(code: int) -> str:
+    """``exited with status 2`` or ``died (signal 9)``."""
+    return f"died (signal {-code})" if code < 0 else f"exited with status {code}"
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit``, so a launcher stops its processes on the way out."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+class Supervisor:
+    """Named processes: their output prefixed with ``[name]``, their exits judged by a policy.
+
+    Use as a context manager; leaving it stops whatever still runs::
+
+        with Supervisor() as supervisor:
+            supervisor.start("worker 0", command, env)
+            status = supervisor.watch(policy)
+    """
+
+    def __init__(self, out: Optional[TextIO] = None):
+        self.out = out or sys.stdout
+        self.lock = threading.Lock()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.readers: list[threading.Thread] = []
+
+    def __enter__(self) -> "Supervisor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        for reader in self.readers:
+            reader.join(timeout=5)
+
+    def start(self, name: str, command: Sequence[str], env: Mapping[str, str]) -> None:
+        """Start ``command`` as process ``name`` (unique), with ``env`` as its environment."""
+        if name in self.processes:
+            raise ValueError(f"A process named {name!r} was started already.")
+        process = subprocess.Popen(list(command), env={**env, "PYTHONUNBUFFERED": "1"},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, bufsize=1)
+        self.processes[name] = process
+        reader = threading.Thread(target=self._pump, args=(name, process.stdout), daemon=True)
+        reader.start()
+        self.readers.append(reader)
+
+    def _pump(self, name: str, stream) -> None:
+        for line in stream:
+            self.write(f"[{name}] {line}" if line.endswith("\n") else f"[{name}] {line}\n")
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.out.write(text)
+            self.out.flush()
+
+    def say(self, text: str) -> None:
+        """One line of the launcher's own: ``[launch] text``."""
+        self.write(f"[launch] {text}\n")
+
+    def running(self) -> list[str]:
+        return [name for name, process in self.processes.items() if process.poll() is None]
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every process to exit; True if they all did."""
+        deadline = time.monotonic() + timeout
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+        return not self.running()
+
+    def watch(self, policy: Policy) -> int:
+        """Hand each exit, in start order, to ``policy`` until it returns a status (or all
+        processes have exited: 0). Ctrl-C gives 130."""
+        judged: set = set()
+        try:
+            while True:
+                for name, process in self.processes.items():
+                    code = process.poll()
+                    if code is None or name in judged:
+                        continue
+                    judged.add(name)
+                    verdict = policy(name, code)
+                    if verdict is not None:
+                        return verdict
+                if len(judged) == len(self.processes):
+                    return 0
+                time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            return 130
+
+    def stop(self) -> None:
+        """SIGTERM the processes still running, then SIGKILL whoever ignores it."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + GRACE_SECONDS
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def stop_on_failure(supervisor: Supervisor) -> Policy:
+    """Report every exit; the first failure stops all, with its status."""
+    def policy(name: str, code: int) -> Optional[int]:
+        supervisor.say(f"{name} exited with status {exit_status(code)}")
+        return exit_status(code) if code else None
+
+    return policy
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -46,27 +176,6 @@ def tf_config(addresses: Sequence[str], index: int) -> dict:
     return {"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}}
 
 
-def _stream(process: subprocess.Popen, prefix: str, out: TextIO, lock: threading.Lock) -> None:
-    for line in process.stdout:
-        with lock:
-            out.write(f"{prefix} {line}" if line.endswith("\n") else f"{prefix} {line}\n")
-            out.flush()
-
-
-def _stop(processes: list) -> None:
-    """SIGTERM the workers still running, then SIGKILL whoever ignores it."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + GRACE_SECONDS
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def launch(command: Sequence[str], *, workers: int, host: str = "127.0.0.1",
            out: Optional[TextIO] = None, env: Optional[dict] = None) -> int:
     """Run ``command`` as ``workers`` processes of one cluster; 0 when all succeed."""
@@ -74,57 +183,19 @@ def launch(command: Sequence[str], *, workers: int, host: str = "127.0.0.1",
         raise ValueError(f"workers must be at least 1. Received: workers={workers}")
     if not command:
         raise ValueError("Give the command to run after `--`, e.g. -- python -m cnnkeras train")
-    out = out or sys.stdout
     addresses = [f"{host}:{port}" for port in free_ports(workers, host)]
-    lock = threading.Lock()
-    processes, readers = [], []
-    for index in range(workers):
-        worker_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1",
-                      "TF_CONFIG": json.dumps(tf_config(addresses, index))}
-        process = subprocess.Popen(list(command), env=worker_env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, bufsize=1)
-        processes.append(process)
-        reader = threading.Thread(target=_stream, args=(process, f"[worker {index}]", out, lock),
-                                  daemon=True)
-        reader.start()
-        readers.append(reader)
-    try:
-        status = _watch(processes, out, lock)
-    except KeyboardInterrupt:
-        status = 130
-    finally:
-        _stop(processes)
-        for reader in readers:
-            reader.join(timeout=5)
-    return status
-
-
-def _exit_status(code: int) -> int:
-    return code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as shells say
-
-
-def _watch(processes: list, out: TextIO, lock: threading.Lock) -> int:
-    """Wait for every worker; at the first failure return its status (the rest get stopped)."""
-    reported: set = set()
-    while True:
-        for index, process in enumerate(processes):
-            code = process.poll()
-            if code is None or index in reported:
-                continue
-            reported.add(index)
-            with lock:
-                out.write(f"[launch] worker {index} exited with status {_exit_status(code)}\n")
-                out.flush()
-            if code != 0:
-                return _exit_status(code)
-        if len(reported) == len(processes):
-            return 0
-        time.sleep(0.1)
+    with Supervisor(out) as supervisor:
+        for index in range(workers):
+            supervisor.start(f"worker {index}", command, {
+                **os.environ, **(env or {}), "TF_CONFIG": json.dumps(tf_config(addresses, index))})
+        return supervisor.watch(stop_on_failure(supervisor))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cnnkeras.launch", description=__doc__.splitlines()[0],
+        prog="python -m cnnkeras.launch",
+        description="Start one command as N workers on this machine: a local rehearsal of a "
+                    "cluster run.",
         usage="python -m cnnkeras.launch [--workers N] [--host ADDR] -- COMMAND ...")
     parser.add_argument("--workers", type=int, default=2, help="processes to start (default 2)")
     parser.add_argument("--host", default="127.0.0.1", help="address the workers listen on")
@@ -142,4 +213,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     sys.exit(main())

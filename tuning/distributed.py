@@ -1,4 +1,4 @@
-"""KerasTuner's chief/worker mode: the chief's oracle server, and a launcher for one machine.
+"""KerasTuner's chief/worker mode: the chief's oracle service, and a launcher for one machine.
 
 Three environment variables make a `cnnkeras tune` process part of one search:
 ``KERASTUNER_TUNER_ID`` (``chief`` for the one process that holds the oracle,
@@ -11,28 +11,39 @@ On one machine::
 
     python -m tuning.distributed --workers 2 lecture_digits --max-trials 6
 
-starts a chief and two workers on 127.0.0.1 with a free port, prefixes each
-line of their output with its tuner id, and exits non-zero (stopping the
-others) as soon as one of them fails.
+starts a chief and two workers on 127.0.0.1 with a free port under
+``cnnkeras.launch.Supervisor``, each line of their output prefixed with
+``[chief]`` or ``[worker i]`` (tuner id ``tuner<i>``). The chief's failure stops
+everything, with its status. A worker that dies is survived: the launcher tells
+the chief (``WorkerLost``, a call beside the oracle's on the chief's gRPC port),
+which ends the worker's trial run KILLED and hands that trial out again, whole,
+to the next worker that asks: a lost attempt does not count against the budget.
+Workers stay until no trial can come back, so the ones left finish the budget;
+only when none is left does the launcher stop the chief (resume with the same
+command).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 from concurrent import futures
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
+
+from cnnkeras import launch as supervision
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+CHIEF = "chief"
 POLL_SECONDS = 0.5
+SERVER_THREADS = 16  # workers waiting for a trial each hold one for POLL_SECONDS
+CHIEF_WAIT_SECONDS = 120  # for the chief to answer (it may still be loading its data)
+WORKER_LOST = ("cnnkeras.Launcher", "WorkerLost")
 
 
 def role() -> Optional[str]:
@@ -43,7 +54,103 @@ def role() -> Optional[str]:
     if missing:
         raise ValueError(f"{ORACLE_IP} is set, so {' and '.join(missing)} must be too "
                          f"(chief/worker tuning). Received: {ORACLE_IP}={os.environ[ORACLE_IP]}")
-    return "chief" if "chief" in os.environ[TUNER_ID] else "worker"
+    return CHIEF if CHIEF in os.environ[TUNER_ID] else "worker"
+
+
+def under_lock(oracle, function: Callable, *args):
+    """``function(*args)`` holding the oracle's own lock, as its methods do."""
+    import keras_tuner as kt
+
+    return kt.synchronized(lambda _oracle: function(*args))(oracle)
+
+
+def hand_back(oracle, tuner_id: str) -> Optional[str]:
+    """Forget tuner ``tuner_id``; put the trial it held back in line. Its id, or None.
+
+    Call it holding the oracle's lock. KerasTuner 1.4.8 has no public call for this:
+    ``Oracle.reload()`` does the same to every ongoing trial of a resumed search,
+    moving it to the private ``_retry_queue``, which ``create_trial`` serves first.
+    """
+    oracle.tuner_ids.discard(tuner_id)
+    trial = oracle.ongoing_trials.pop(tuner_id, None)
+    if trial is None:
+        return None
+    oracle._retry_queue.append(trial.trial_id)
+    oracle.save()
+    return trial.trial_id
+
+
+class Dispatcher:
+    """The chief's oracle as its gRPC service sees it: KerasTuner's, except that a
+    worker waits (an ``IDLE`` trial) while a trial may still come back instead of
+    leaving, and that the trial of a lost worker goes back in line (``lose``)."""
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+        self.spent = False  # the oracle said STOPPED: nothing new to hand out
+        self.returned: list = []  # ids of lost workers' trials, not yet handed out again
+
+    def __getattr__(self, name):  # the oracle's other calls, unchanged
+        return getattr(self.oracle, name)
+
+    def create_trial(self, tuner_id: str):
+        trial = under_lock(self.oracle, self.next_trial, tuner_id)
+        if trial.status == "IDLE":
+            time.sleep(POLL_SECONDS)  # KerasTuner's worker asks again at once
+        return trial
+
+    def next_trial(self, tuner_id: str):
+        oracle = self.oracle
+        if (self.spent and not self.returned and oracle.ongoing_trials
+                and tuner_id not in oracle.ongoing_trials):
+            return self.idle()
+        trial = oracle.create_trial(tuner_id)  # a returned trial first, as KerasTuner does
+        if trial.trial_id in self.returned:
+            self.returned.remove(trial.trial_id)
+        if trial.status != "STOPPED":
+            return trial
+        self.spent = True
+        if not oracle.ongoing_trials:
+            return trial
+        oracle.tuner_ids.add(tuner_id)  # KerasTuner forgot it on STOPPED; it waits instead
+        return self.idle()
+
+    def idle(self):
+        import keras_tuner as kt
+
+        return kt.engine.trial.Trial(self.oracle.get_space(), status="IDLE")
+
+    def finished(self) -> bool:
+        """Every trial of the budget has ended (call it holding the oracle's lock)."""
+        return self.spent and not self.oracle.ongoing_trials and not self.returned
+
+    def lose(self, tuner_id: str) -> dict:
+        """Tuner ``tuner_id`` is gone: ``{"trial": the id handed back or None, "finished"}``."""
+        def lost() -> dict:
+            trial_id = hand_back(self.oracle, tuner_id)
+            if trial_id is not None:
+                self.returned.append(trial_id)
+            return {"trial": trial_id, "finished": self.finished()}
+
+        return under_lock(self.oracle, lost)
+
+    def done(self) -> bool:
+        """The budget is spent and every tuner has been told so: the chief may leave."""
+        return under_lock(self.oracle, lambda: self.finished() and not self.oracle.tuner_ids)
+
+
+def worker_lost_handler(dispatcher: Dispatcher, exp_id: str):
+    """The ``WorkerLost`` call: tuner id in, ``Dispatcher.lose``'s answer out (JSON bytes)."""
+    import grpc
+
+    from cnnkeras import tracking
+
+    def worker_lost(request: bytes, context) -> bytes:
+        tracking.end_orphaned_runs(exp_id)  # the lost worker's trial run ends KILLED
+        return json.dumps(dispatcher.lose(request.decode())).encode()
+
+    return grpc.method_handlers_generic_handler(
+        WORKER_LOST[0], {WORKER_LOST[1]: grpc.unary_unary_rpc_method_handler(worker_lost)})
 
 
 def serve(tuner) -> None:
@@ -59,51 +166,78 @@ def serve(tuner) -> None:
 
     tuner.oracle.verbose = 0
     tuner.save()
+    dispatcher = Dispatcher(tuner.oracle)
     address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(tuner.oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=SERVER_THREADS))
+    protos.get_service_grpc().add_OracleServicer_to_server(
+        oracle_chief.OracleServicer(dispatcher), server)
+    server.add_generic_rpc_handlers((worker_lost_handler(dispatcher, tuner.tracker.exp_id),))
     if not server.add_insecure_port(address):
         raise ValueError(f"The chief cannot listen on {address}: is the port in use?")
     server.start()
     print(f"Chief serving the oracle on {address}.", flush=True)
     try:
-        while not (servicer.stop_triggered and oracle_chief.exit_chief(tuner.oracle)):
+        while not dispatcher.done():
             time.sleep(POLL_SECONDS)
     finally:
         server.stop(grace=1)
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+def tell_chief(address: str, tuner_id: str, chief_running: Callable[[], bool]
+               ) -> Optional[dict]:
+    """``WorkerLost(tuner_id)`` to the chief at ``address``: its answer, or None when the
+    chief stopped or did not answer within ``CHIEF_WAIT_SECONDS``."""
+    import grpc
 
-
-def pump(name: str, stream, out) -> None:
-    """Copy a child's output line by line, each line prefixed with ``[name]``."""
-    for line in iter(stream.readline, ""):
-        out.write(f"[{name}] {line}" if line.endswith("\n") else f"[{name}] {line}\n")
-        out.flush()
-
-
-def start(name: str, command: list, env: dict) -> tuple:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1)
-    thread = threading.Thread(target=pump, args=(name, process.stdout, sys.stdout), daemon=True)
-    thread.start()
-    return process, thread
-
-
-def stop_all(processes: dict) -> None:
-    for process in processes.values():
-        if process.poll() is None:
-            process.terminate()
-    for process in processes.values():
+    deadline = time.monotonic() + CHIEF_WAIT_SECONDS
+    with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+        ready = grpc.channel_ready_future(channel)
+        while True:
+            if not chief_running() or time.monotonic() > deadline:
+                return None
+            try:
+                ready.result(timeout=1)
+                break
+            except grpc.FutureTimeoutError:
+                continue
+        call = channel.unary_unary("/{}/{}".format(*WORKER_LOST))
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            return json.loads(call(tuner_id.encode(), timeout=CHIEF_WAIT_SECONDS))
+        except grpc.RpcError:
+            return None
+
+
+def on_exit(supervisor: supervision.Supervisor, address: str, tuner_ids: dict, name: str,
+            code: int) -> Optional[int]:
+    """The tuning launcher's policy: the chief's failure stops all, with its status; a lost
+    worker's trial is handed out again; no worker left to finish stops the chief."""
+    status = supervision.exit_status(code)
+    if name == CHIEF:
+        if code == 0:  # its workers have been told to leave
+            if not supervisor.wait(supervision.GRACE_SECONDS):
+                supervisor.say("the search is done; stopping the workers still running.")
+            return 0
+        supervisor.say(f"chief exited with status {status}; stopping the others.")
+        return status
+    if code == 0:
+        return None
+
+    def chief_running() -> bool:
+        return CHIEF in supervisor.running()
+
+    answer = tell_chief(address, tuner_ids[name], chief_running)
+    if answer is None:
+        outcome = "; the chief could not be told"
+    elif answer["trial"] is None:
+        outcome = " holding no trial"
+    else:
+        outcome = f" during trial {answer['trial']}; trial {answer['trial']} is handed out again"
+    supervisor.say(f"{name} {supervision.describe(code)}{outcome}")
+    workers_left = [other for other in supervisor.running() if other != CHIEF]
+    if not chief_running() or workers_left or (answer and answer["finished"]):
+        return None
+    supervisor.say("no worker is left to finish the search; stopping the chief.")
+    return status
 
 
 def prepare_store() -> None:
@@ -118,43 +252,23 @@ def prepare_store() -> None:
 
 
 def launch(workers: int, tune_args: Sequence[str], *, host: str = "127.0.0.1",
-           port: Optional[int] = None) -> int:
-    """Run a chief and ``workers`` workers of one search; the first non-zero exit code, or 0."""
+           port: Optional[int] = None, out=None) -> int:
+    """Run a chief and ``workers`` workers of one search: the chief's exit status, or the
+    status that stopped it (see ``on_exit``)."""
     if workers < 1:
         raise ValueError(f"--workers must be at least 1. Received: {workers}")
-    port = port or free_port(host)
+    port = port or supervision.free_ports(1, host)[0]
     prepare_store()
     command = [sys.executable, "-m", "cnnkeras", "tune", *tune_args]
-    names = ["chief"] + [f"tuner{index}" for index in range(workers)]
-    print(f"Chief on {host}:{port}, workers {', '.join(names[1:])}: {' '.join(command[1:])}",
-          flush=True)
-    children, threads = {}, []
-    for name in names:
-        env = {**os.environ, TUNER_ID: name, ORACLE_IP: host, ORACLE_PORT: str(port),
-               "PYTHONUNBUFFERED": "1"}
-        children[name], thread = start(name, command, env)
-        threads.append(thread)
-    try:
-        while True:
-            codes = {name: child.poll() for name, child in children.items()}
-            failed = {name: code for name, code in codes.items() if code not in (None, 0)}
-            if failed:
-                name, code = next(iter(failed.items()))
-                print(f"{name} exited with status {code}; stopping the others.", flush=True)
-                stop_all(children)
-                return code
-            if all(code == 0 for code in codes.values()):
-                return 0
-            time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
-        stop_all(children)
-        return 130
-    except SystemExit:  # SIGTERM
-        stop_all(children)
-        raise
-    finally:
-        for thread in threads:
-            thread.join(timeout=5)
+    tuner_ids = {f"worker {index}": f"tuner{index}" for index in range(workers)}
+    with supervision.Supervisor(out) as supervisor:
+        supervisor.say(f"chief on {host}:{port} and {workers} workers (tuner ids "
+                       f"{', '.join(tuner_ids.values())}): {' '.join(command[1:])}")
+        for name, tuner_id in {CHIEF: CHIEF, **tuner_ids}.items():
+            supervisor.start(name, command, {**os.environ, TUNER_ID: tuner_id, ORACLE_IP: host,
+                                             ORACLE_PORT: str(port)})
+        return supervisor.watch(functools.partial(on_exit, supervisor, f"{host}:{port}",
+                                                  tuner_ids))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -166,7 +280,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address the chief listens on")
     parser.add_argument("--port", type=int, help="port the chief listens on (default: a free one)")
     args, tune_args = parser.parse_known_args(argv)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         return launch(args.workers, tune_args, host=args.host, port=args.port)
     except ValueError as err:
@@ -175,4 +288,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    supervision.exit_on_sigterm()
     sys.exit(main())
