@@ -2,8 +2,8 @@
 
 The roof is a large square ``tf.matmul`` (2 n^3 FLOPs) timed in the same run, in
 float32 and in bfloat16. A training step's work is 3 x the analytic forward
-FLOPs per image (``cnnkeras.analysis.model_flops``; the backward pass costs about
-twice the forward) times the batch.
+FLOPs per image (``cnnkeras.inspection.analysis.model_flops``; the backward pass
+costs about twice the forward) times the batch.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ DTYPES = {"float32": ("float32", tf.float32), "bfloat16": ("mixed_bfloat16", tf.
 
 
 def analytic_flops(model) -> Optional[int]:
-    """Forward FLOPs per image, or None when ``cnnkeras.analysis.model_flops`` is absent."""
+    """Forward FLOPs per image, or None when ``inspection.analysis.model_flops`` is absent."""
     try:
-        from cnnkeras.analysis import model_flops
+        from cnnkeras.inspection.analysis import model_flops
     except ImportError:
         return None
     return int(model_flops(model))
@@ -116,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
         contenders = {dtype: contender(name, shape, args, DTYPES[dtype][0]) for dtype in dtypes}
         flops = analytic_flops(contenders[dtypes[0]][0])
         if flops is None:
-            report.skip(f"{name} FLOP/s", "cnnkeras.analysis.model_flops is not available")
+            report.skip(f"{name} FLOP/s", "inspection.analysis.model_flops is not available")
         results = measure.train_throughput(contenders, steps=args.steps, repeats=args.repeats,
                                            warmup=args.warmup)
         for dtype, result in results.items():

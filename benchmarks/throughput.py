@@ -2,7 +2,7 @@
 
 Same input size, batch, optimizer, loss and (synthetic) batch for both, timed in
 interleaved repetitions; achieved FLOP/s is 3 x the analytic forward FLOPs per
-image (``cnnkeras.analysis.model_flops``) times images per second.
+image (``cnnkeras.inspection.analysis.model_flops``) times images per second.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def compare(name: str, args, report: measure.Report) -> None:
     }
     flops = {label: analytic_flops(model) for label, (model, _, _) in contenders.items()}
     if flops["cnnkeras"] is None:
-        report.skip(f"{name} FLOP/s", "cnnkeras.analysis.model_flops is not available")
+        report.skip(f"{name} FLOP/s", "inspection.analysis.model_flops is not available")
     results = measure.train_throughput(contenders, steps=args.steps, repeats=args.repeats,
                                        warmup=args.warmup)
     theirs = results["keras.applications"]["images_per_second"]

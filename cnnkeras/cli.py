@@ -262,7 +262,7 @@ def _inspect(sub):
     parser.add_argument("--optimizer", default="adam", help="adam, sgd, sgd_momentum, ...")
 
     def handler(args):
-        from cnnkeras import report
+        from cnnkeras.inspection import report
 
         shape = report.parse_shape(args.input_shape) if args.input_shape else None
         model = report.resolve_model(args.model, input_shape=shape,
@@ -287,7 +287,7 @@ def _filters(sub):
     parser.add_argument("--output", default="filters.png", help="PNG to write")
 
     def handler(args):
-        from cnnkeras import report, viz
+        from cnnkeras.inspection import report, viz
 
         model = report.resolve_model(args.model)
         print(viz.plot_filters(model, args.output, layer_name=args.layer))
@@ -305,10 +305,11 @@ def _feature_maps(sub):
     parser.add_argument("--output", default="feature_maps.png", help="PNG to write")
 
     def handler(args):
-        from cnnkeras import report, viz
+        from cnnkeras.data.images import load_image
+        from cnnkeras.inspection import report, viz
 
         model = report.resolve_model(args.model)
-        image = report.load_image(args.image)
+        image = load_image(args.image)
         print(viz.plot_feature_maps(model, image, args.layers, args.output))
 
     return handler

@@ -9,23 +9,20 @@ of the top runs overlaid, and the parallel coordinates of the latest search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import pandas as pd
 
-from cnnkeras import dashboard, tracking, viz
-from cnnkeras.config import ExperimentConfig
+from cnnkeras import dashboard, tracking
+from cnnkeras.dashboard import lower_is_better
+from cnnkeras.inspection import viz
 
 COMPARISONS = "cnnkeras-comparisons"
 TRAINED = ("train", "trial", "transfer")
 COLUMNS = ("run_name", "experiment", "architecture", "dataset", "parameters",
            "flops_per_image", "images_per_second", "wall_seconds")
-# Params a trial logs beside its hyperparameters that carry no config section.
-NOT_HYPERPARAMETERS = frozenset(
-    {*(field.name for field in fields(ExperimentConfig)),
-     "parameters", "flops_per_image", "replicas", "precision"})
 
 
 @dataclass(frozen=True)
@@ -33,10 +30,6 @@ class Comparison:
     table: pd.DataFrame  # one row per run, best first
     metric: str
     search_trials: Optional[pd.DataFrame]  # hyperparameters and score of the latest search
-
-
-def lower_is_better(metric: str) -> bool:
-    return "loss" in metric or "error" in metric
 
 
 def pick_experiments(names: Sequence[str]) -> list:
@@ -94,22 +87,28 @@ def load(names: Sequence[str] = (), metric: str = "val_accuracy") -> Comparison:
 
 
 def search_trials(experiments, metric: str) -> Optional[pd.DataFrame]:
-    """Hyperparameters and ``metric`` of the latest search's finished trials, if any."""
-    latest = dashboard.latest_search_trials(experiments)
-    if not latest or not latest[2]:
+    """The latest search's finished trials: hyperparameters (in the space's order) and
+    score, the best epoch of ``metric``."""
+    search = dashboard.latest_search(experiments)
+    if not search or not search.trials:
         return None
+    names = dashboard.hyperparameters(search)
     rows = []
-    for run_id in latest[2]:
-        run = tracking.client().get_run(run_id)
-        if metric in run.data.metrics:
-            rows.append({**hyperparameters(run.data.params), "score": run.data.metrics[metric]})
+    for run in search.trials:
+        score = trial_score(run, metric)
+        if score is not None:
+            rows.append({**{name: run.data.params.get(name) for name in names}, "score": score})
     return pd.DataFrame(rows) if rows else None
 
 
-def hyperparameters(params: dict) -> dict:
-    """A trial's search-space values: its params without a config section (``train.epochs``)
-    and other than the config's own top-level fields and the model facts."""
-    return {k: v for k, v in params.items() if "." not in k and k not in NOT_HYPERPARAMETERS}
+def trial_score(run, metric: str) -> Optional[float]:
+    """A trial's score as its tuner ranks it: ``metric`` at its best epoch, which the trial
+    logs (averaged over executions) as ``best_<metric>``; else the best of its history."""
+    logged = run.data.metrics.get(f"best_{metric}")
+    if logged is not None:
+        return logged
+    history = [value for _, value in tracking.metric_history(run.info.run_id, metric)]
+    return (min if lower_is_better(metric) else max)(history) if history else None
 
 
 def best_table(comparison: Comparison, top: int) -> pd.DataFrame:
@@ -158,8 +157,8 @@ def write(comparison: Comparison, folder: Path, top: int) -> list[Path]:
     files.append(viz.plot_metric_curves(curves, metric, folder / f"{metric}_curves.png"))
     if comparison.search_trials is not None and len(comparison.search_trials) >= 2:
         files.append(viz.plot_parallel_coordinates(
-            comparison.search_trials, metric, folder / "latest_search_parallel_coordinates.png",
-            exclude=("score",)))
+            comparison.search_trials, f"best_{metric}",
+            folder / "latest_search_parallel_coordinates.png", exclude=("score",)))
     return files
 
 

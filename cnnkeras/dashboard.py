@@ -1,20 +1,51 @@
-"""The MLflow UI over the project's tracking store, and the URLs that open the right views."""
+"""The MLflow UI over the project's tracking store, and the URLs that open the right views.
+
+The latest search opens as a saved view of MLflow's runs page (MLflow 3.17's own "Save &
+share view": a named view kept in an experiment tag, opened by ``viewStateShareKey``): the
+search's trials only, best first, and in the chart view the parallel coordinates of the
+hyperparameters against the trials' score.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Optional
+from unittest import mock
+from urllib.parse import urlencode
 
 from cnnkeras import tracking, watchdog
 
 # MLflow 3.17 opens an experiment in its GenAI view unless asked for the training-runs view.
 VIEW = "workflowType=machine_learning"
+# MLflow 3.17 keeps each saved view of an experiment's runs page in the experiment tag
+# ``mlflow.sharedViewState.<id>`` as {"name", "createdAt", "updatedAt", "state"}; the state
+# is the page's search facets and UI state in JSON; ``?viewStateShareKey=<id>`` opens it.
+SAVED_VIEW_TAG = "mlflow.sharedViewState."
+SAVED_VIEW_KEY = "viewStateShareKey"
+SEARCH_VIEW_ID = "cnnkeras-latest-search"  # one per experiment, rewritten by `cnnkeras ui`
+SEARCH_SECTION_ID = "cnnkeras-search"
+# The runs table's own first columns (run name, created, duration), as its grid names them.
+LEADING_COLUMNS = ("attributes.`Run Name`", "runDateAndNestInfo", "duration")
+# Params a trial logs beside its hyperparameters: what comparing runs needs.
+TRIAL_FACTS = ("parameters", "flops_per_image", "replicas")
+TRIALS_TABLE = "trials.csv"  # a finished search's table; its columns name the hyperparameters
+
+
+def column(kind: str, key: str) -> str:
+    """MLflow's key of a runs-table column, also the key it sorts by: ``metrics.`val_loss```."""
+    return f"{kind}.`{key}`"
+
+
+def lower_is_better(metric: str) -> bool:
+    return "loss" in metric or "error" in metric
 
 
 def runs_url(base_url: str, experiment_id: str) -> str:
@@ -27,15 +58,10 @@ def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
     return f"{base_url}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}"
 
 
-def compare_url(base_url: str, experiment_id: str, run_ids) -> str:
-    """MLflow's compare page (parallel coordinates, scatter, contour) for these runs.
-
-    The format of MLflow 3.17's ``getCompareRunPageRoute``; the view parameter keeps
-    the model-training navigation (without it the page opens under GenAI evaluations).
-    """
-    runs = json.dumps(list(run_ids), separators=(",", ":"))
-    return (f"{base_url}/#/compare-runs?runs={runs}&experiments=[\"{experiment_id}\"]"
-            f"&{VIEW}")
+def saved_view_url(base_url: str, experiment_id: str, view_id: str, *, charts: bool) -> str:
+    """A saved view of the experiment's runs page: its runs table, or its chart view."""
+    query = {SAVED_VIEW_KEY: view_id, **({"compareRunsMode": "CHART"} if charts else {})}
+    return f"{base_url}/#/experiments/{experiment_id}/runs?{urlencode(query)}&{VIEW}"
 
 
 def experiment_urls(base_url: str) -> list[tuple[str, str]]:
@@ -43,8 +69,34 @@ def experiment_urls(base_url: str) -> list[tuple[str, str]]:
     return [(e.name, runs_url(base_url, e.experiment_id)) for e in tracking.cnnkeras_experiments()]
 
 
-def latest_search_trials(experiments=None) -> Optional[tuple[str, str, list[str]]]:
-    """(search run name, experiment id, finished trial run ids) of the newest search."""
+@dataclass(frozen=True)
+class Search:
+    """A search's parent run and its finished trial runs."""
+
+    run: object  # mlflow.entities.Run, as every run the store returns
+    trials: tuple
+
+    @property
+    def name(self) -> str:
+        return self.run.info.run_name
+
+    @property
+    def experiment_id(self) -> str:
+        return self.run.info.experiment_id
+
+    @property
+    def objective(self) -> str:
+        """The metric the tuner ranks by."""
+        return self.run.data.params.get("tune.objective", "val_accuracy")
+
+    @property
+    def score(self) -> str:
+        """A trial's score: its objective's best epoch (averaged over executions)."""
+        return f"best_{self.objective}"
+
+
+def latest_search(experiments=None) -> Optional[Search]:
+    """The newest search of ``experiments`` (every cnnkeras experiment when None)."""
     experiments = experiments if experiments is not None else tracking.cnnkeras_experiments()
     newest = None
     for experiment in experiments:
@@ -58,17 +110,93 @@ def latest_search_trials(experiments=None) -> Optional[tuple[str, str, list[str]
         newest.info.experiment_id,
         f"tags.`{tracking.PARENT_TAG}` = '{newest.info.run_id}' "
         "and attributes.status = 'FINISHED'", max_results=1000)
-    return newest.info.run_name, newest.info.experiment_id, [t.info.run_id for t in trials]
+    return Search(newest, tuple(trials))
+
+
+def hyperparameters(search: Search) -> list[str]:
+    """The names the search varies, in the order its space declares them.
+
+    That order is the column order of the parent's ``trials.csv``; a search still
+    running has no table yet, and its trials' params are taken alphabetically, less
+    the facts and Hyperband's bookkeeping (``tuner/epochs``).
+    """
+    varied = {name for trial in search.trials for name in trial.data.params
+              if name not in TRIAL_FACTS and not name.startswith("tuner/")}
+    declared = [name for name in table_columns(search.run.info.run_id) if name in varied]
+    return declared or sorted(varied)
+
+
+def table_columns(run_id: str) -> list[str]:
+    """The header of the run's ``trials.csv``; empty when it has none."""
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no bar among the URLs printed
+    with tracking.artifact_dir() as folder, mock.patch.dict(os.environ, quiet):
+        try:
+            path = tracking.client().download_artifacts(run_id, TRIALS_TABLE, str(folder))
+            with open(path, newline="") as handle:
+                return next(csv.reader(handle), [])
+        except Exception:  # no such artifact: MLflow raises its own exception or OSError
+            return []
+
+
+def search_view_state(search: Search, varied: list[str]) -> dict:
+    """The runs page MLflow 3.17 restores from a saved view: the search's trials, best
+    first, with the score and hyperparameters as columns, and a parallel coordinates
+    chart of the hyperparameters against the score first in the chart view."""
+    columns = [column("metrics", search.score),
+               *(column("params", name) for name in (*varied, *TRIAL_FACTS[:2]))]
+    parallel = {"uuid": f"{SEARCH_SECTION_ID}-parallel-coordinates", "type": "PARALLEL",
+                "metricSectionId": SEARCH_SECTION_ID, "selectedParams": varied,
+                "selectedMetrics": [search.score], "showAllRuns": True,
+                "deleted": False, "isGenerated": False}
+    # MLflow files every metric's chart into "Model metrics" and "System metrics", the last
+    # two sections; a section of ours sorts before them, one chart across its full width.
+    sections = [{"uuid": uuid, "name": name, "display": True, "isReordered": False,
+                 "deleted": False, "isGenerated": uuid != SEARCH_SECTION_ID, **layout}
+                for uuid, name, layout in (
+                    (SEARCH_SECTION_ID, "Search", {"columns": 1, "cardHeight": 480}),
+                    ("cnnkeras-model-metrics", "Model metrics", {}),
+                    ("cnnkeras-system-metrics", "System metrics", {}))]
+    return {
+        "searchFilter": f"tags.`{tracking.PARENT_TAG}` = '{search.run.info.run_id}'",
+        "orderByKey": column("metrics", search.score),
+        "orderByAsc": lower_is_better(search.objective),
+        "selectedColumns": columns,
+        "columnOrder": [*LEADING_COLUMNS, *columns],
+        "columnWidths": {columns[0]: 170},  # the score's name in full
+        "runsHiddenMode": "SHOW_ALL",
+        "runListHidden": True,  # the chart view's run list: the chart takes the width
+        "compareRunCharts": [parallel],
+        "compareRunSections": sections,
+    }
+
+
+def save_search_view(search: Search) -> str:
+    """Write (or rewrite) the search's saved view into its experiment; returns the view's id."""
+    state = search_view_state(search, hyperparameters(search))
+    envelope = {"name": f"{search.name}: trials by {search.score}",
+                "createdAt": search.run.info.start_time, "updatedAt": int(time.time() * 1000),
+                "state": json.dumps(state, separators=(",", ":"))}
+    tracking.client().set_experiment_tag(search.experiment_id, SAVED_VIEW_TAG + SEARCH_VIEW_ID,
+                                         json.dumps(envelope, separators=(",", ":")))
+    return SEARCH_VIEW_ID
 
 
 def where_to_look(base_url: str) -> list[str]:
-    """The lines ``make ui`` prints: every experiment's runs table, the latest search's compare."""
+    """The lines ``make ui`` prints: every experiment's runs table, then the latest search's
+    trials (best first) and their parallel coordinates, as a saved view of MLflow's runs page."""
     lines = [f"  {name}: {url}" for name, url in experiment_urls(base_url)]
-    latest = latest_search_trials()
-    if latest and len(latest[2]) >= 2:
-        name, experiment_id, run_ids = latest
-        lines.append(f"  compare the trials of '{name}': "
-                     f"{compare_url(base_url, experiment_id, run_ids)}")
+    search = latest_search()
+    if search and search.trials:
+        try:
+            view = save_search_view(search)
+        except Exception as err:  # a store that takes no writes: MLflow's exception or OSError
+            return lines + [f"  (the view of '{search.name}' could not be saved: {err})"]
+        lines += [
+            f"  trials of '{search.name}' by {search.score}, best first: "
+            f"{saved_view_url(base_url, search.experiment_id, view, charts=False)}",
+            f"  compare the trials of '{search.name}' (parallel coordinates): "
+            f"{saved_view_url(base_url, search.experiment_id, view, charts=True)}",
+        ]
     return lines or ["  (no cnnkeras experiments yet: run `make tune` or `cnnkeras train`)"]
 
 

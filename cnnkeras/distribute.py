@@ -10,7 +10,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+from cnnkeras.config import STRATEGIES
 
 
 def split_cpu(count: int) -> None:
@@ -68,9 +68,9 @@ def create_strategy(name: str = "auto", *, cpu_devices: int = 1) -> tf.distribut
     processes, MirroredStrategy over all GPUs when there are several (or over logical CPUs
     when ``cpu_devices`` > 1), else the default strategy. ``multi_worker`` reads ``TF_CONFIG``.
     """
-    if name not in STRATEGY_NAMES:
+    if name not in STRATEGIES:
         raise ValueError(
-            f"Unknown strategy {name!r}. Valid strategies: {', '.join(STRATEGY_NAMES)}.")
+            f"Unknown strategy {name!r}. Valid strategies: {', '.join(STRATEGIES)}.")
     if name == "multi_worker" and "TF_CONFIG" not in os.environ:
         raise ValueError(
             "strategy multi_worker needs TF_CONFIG (cluster and task of this worker); "
@@ -91,7 +91,7 @@ def create_strategy(name: str = "auto", *, cpu_devices: int = 1) -> tf.distribut
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-    """True for MultiWorkerMirroredStrategy, which trains through ``cnnkeras.training.custom_loop``."""
+    """True for MultiWorkerMirroredStrategy, which trains through ``training.custom_loop``."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 

@@ -1,9 +1,7 @@
 """Top-k classes for your own pictures: a saved cnnkeras classifier, or ImageNet Inception v3.
 
-Any picture PIL opens is accepted: camera orientation (EXIF) is applied, and
-grayscale, palette, CMYK, 16-bit and transparent images are converted to RGB
-(transparent areas over white). The image is then resized exactly as the
-training pipeline resizes (``cnnkeras.data.pipeline.fit_image``).
+Any picture PIL opens is accepted (``cnnkeras.data.images.load_image``) and
+resized exactly as the training pipeline resizes (``cnnkeras.data.images.fit_image``).
 """
 
 from __future__ import annotations
@@ -14,6 +12,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+
+from cnnkeras.data.images import fit_image, load_image
 
 IMAGENET_SIZE = 299
 
@@ -32,43 +32,8 @@ class Prediction:
         return "\n".join([self.image, *rows])
 
 
-def load_image(path) -> np.ndarray:
-    """An image file as an RGB ``uint8`` array (H, W, 3); unreadable files raise ValueError."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"image {str(path)!r} does not exist.")
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read {str(path)!r} as an image: {err}") from None
-    return np.asarray(to_rgb(image), dtype=np.uint8)
-
-
-def to_rgb(image):
-    """PIL image of any mode -> RGB; transparency is composited over white."""
-    from PIL import Image
-
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I") and values.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(values / top * 255.0, 0, 255).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def batch_of(paths: Sequence, size: tuple) -> np.ndarray:
     """Images resized to ``size`` as the training pipeline does; float32 pixels in [0, 255]."""
-    from cnnkeras.data.pipeline import fit_image
-
     return np.stack([
         fit_image(load_image(p), size=tuple(size), channels=3, fit="resize").numpy()
         for p in paths]).astype(np.float32)

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cnnkeras import compare, dashboard, viz
+from cnnkeras import compare, dashboard
 from cnnkeras.cli import main
+from cnnkeras.inspection import viz
 
 
 @pytest.fixture
@@ -91,33 +92,105 @@ def test_pareto_front_keeps_only_undominated_runs():
     assert sorted(viz.pareto_front(costs, scores, maximize=False)) == [0, 4]
 
 
-def test_ui_urls_open_the_training_view_and_the_latest_search_compare_page(store):
+def trials_table(client, search_run_id, folder) -> pd.DataFrame:
+    return pd.read_csv(client.download_artifacts(search_run_id, "trials.csv", str(folder)))
+
+
+def searched_space(table: pd.DataFrame) -> list[str]:
+    """The hyperparameter columns of a search's trials.csv, in the space's order."""
+    return [c for c in table.columns
+            if c not in {"trial_id", "status", "score", "reason", "run_id"}]
+
+
+def test_ui_urls_open_the_training_view_and_the_latest_search_as_a_saved_view(store, tmp_path):
     lines = dashboard.where_to_look("http://127.0.0.1:5000")
     runs_line = next(line for line in lines if line.strip().startswith("lecture_digits:"))
     assert runs_line.endswith("?workflowType=machine_learning")
-    compare_line = next(line for line in lines if "compare the trials" in line)
-    name, experiment_id, run_ids = dashboard.latest_search_trials()
-    assert name.startswith("lecture_cnn digits search (random, ") and len(run_ids) >= 2
-    url = compare_line.split(": ", 1)[1]
-    assert url.startswith("http://127.0.0.1:5000/#/compare-runs?runs=[")
-    assert json.loads(url.split("runs=")[1].split("&")[0]) == run_ids
-    assert url.endswith(f'&experiments=["{experiment_id}"]&workflowType=machine_learning')
+    search = dashboard.latest_search()
+    assert search.name.startswith("lecture_cnn digits search (random, ")
+    assert len(search.trials) == 3 and search.score == "best_val_accuracy"
+    table_line = next(line for line in lines if "best first" in line)
+    chart_line = next(line for line in lines if "compare the trials" in line)
+    view = (f"http://127.0.0.1:5000/#/experiments/{search.experiment_id}/runs?"
+            "viewStateShareKey=cnnkeras-latest-search")
+    assert table_line.endswith(f": {view}&workflowType=machine_learning")
+    assert chart_line.endswith(f": {view}&compareRunsMode=CHART&workflowType=machine_learning")
+    # The view is MLflow 3.17's saved-view tag on the experiment, as its "Save & share
+    # view" writes it: the search's trials, best first, the chart on the search space.
+    client = MlflowClient(store)
+    tag = client.get_experiment(search.experiment_id).tags[
+        "mlflow.sharedViewState.cnnkeras-latest-search"]
+    envelope = json.loads(tag)
+    assert envelope["name"] == f"{search.name}: trials by best_val_accuracy"
+    assert isinstance(envelope["createdAt"], int) and envelope["updatedAt"] >= envelope["createdAt"]
+    state = json.loads(envelope["state"])
+    assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{search.run.info.run_id}'"
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`best_val_accuracy`", False)
+    space = searched_space(trials_table(client, search.run.info.run_id, tmp_path))
+    assert space[:8] == ["filters_1", "filters_2", "kernel_size_1", "kernel_size_2",
+                         "strides_1", "strides_2", "padding_1", "padding_2"]
+    (chart,) = state["compareRunCharts"]
+    assert chart["type"] == "PARALLEL"
+    assert (chart["selectedParams"], chart["selectedMetrics"]) == (space, ["best_val_accuracy"])
+    assert state["selectedColumns"][:2] == ["metrics.`best_val_accuracy`", "params.`filters_1`"]
     assert dashboard.run_url("http://h:1", "3", "abc") == \
         "http://h:1/#/experiments/3/runs/abc?workflowType=machine_learning"
 
 
-def test_latest_search_trials_carry_exactly_the_search_space(store, tmp_path):
-    """The parallel-coordinates columns are the hyperparameters KerasTuner recorded."""
+def test_a_trials_params_are_its_hyperparameters_and_the_facts_comparing_needs(store, tmp_path):
+    """The resolved config is the trial's config.json (and the search's, on the parent)."""
+    client = MlflowClient(store)
+    search = dashboard.latest_search()
+    space = searched_space(trials_table(client, search.run.info.run_id, tmp_path))
+    for trial in search.trials:
+        assert set(trial.data.params) == {*space, "parameters", "flops_per_image", "replicas"}
+        config = json.loads(open(client.download_artifacts(
+            trial.info.run_id, "config.json", str(tmp_path / trial.info.run_id))).read())
+        assert config["model"]["options"]["filters"] == [int(trial.data.params["filters_1"]),
+                                                         int(trial.data.params["filters_2"])]
+        assert config["train"]["optimizer"] == trial.data.params["optimizer"]
+    assert "config.json" in {a.path for a in client.list_artifacts(search.run.info.run_id)}
+
+
+def test_latest_search_trials_carry_exactly_the_search_space_and_their_score(store, tmp_path):
+    """The parallel-coordinates columns are the hyperparameters KerasTuner recorded, in its
+    order; the score is each trial's best val_accuracy over its epochs, not its last."""
     comparison = compare.load(["lecture_digits"])
     client = MlflowClient(store)
-    experiment = client.get_experiment_by_name("lecture_digits")
-    (search,) = client.search_runs([experiment.experiment_id], "tags.`cnnkeras.kind` = 'search'")
-    trials_csv = client.download_artifacts(search.info.run_id, "trials.csv", str(tmp_path))
-    recorded = set(pd.read_csv(trials_csv).columns) - {"trial_id", "status", "score", "reason",
-                                                        "run_id"}
-    assert "filters_1" in recorded and "learning_rate" in recorded
-    assert set(comparison.search_trials.columns) == recorded | {"score"}
+    search = dashboard.latest_search()
+    recorded = trials_table(client, search.run.info.run_id, tmp_path)
+    assert list(comparison.search_trials.columns) == [*searched_space(recorded), "score"]
     assert len(comparison.search_trials) == 3
+    best = [max(m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+            for run in search.trials]  # the trials in the order compare reads them
+    assert list(comparison.search_trials["score"]) == pytest.approx(best)
+    # KerasTuner's own score for each trial is the same number
+    assert sorted(comparison.search_trials["score"]) == pytest.approx(sorted(recorded["score"]))
+
+
+def test_ui_prints_the_runs_tables_when_the_view_cannot_be_saved(store, monkeypatch):
+    def refuse(search):
+        raise OSError("attempt to write a readonly database")
+
+    monkeypatch.setattr(dashboard, "save_search_view", refuse)
+    lines = dashboard.where_to_look("http://127.0.0.1:5000")
+    assert any(line.strip().startswith("lecture_digits: http://") for line in lines)
+    assert lines[-1].startswith("  (the view of 'lecture_cnn digits search (random, ")
+    assert lines[-1].endswith("could not be saved: attempt to write a readonly database)")
+
+
+def test_a_trials_score_is_its_best_epoch_not_its_last(tracking_store):
+    client = MlflowClient(tracking_store)
+    run_id = client.create_run(client.create_experiment("scores")).info.run_id
+    for step, (accuracy, loss) in enumerate([(0.5, 1.0), (0.9, 0.4), (0.7, 0.6)]):
+        client.log_metric(run_id, "val_accuracy", accuracy, step=step)
+        client.log_metric(run_id, "val_loss", loss, step=step)
+    run = client.get_run(run_id)
+    assert compare.trial_score(run, "val_accuracy") == 0.9
+    assert compare.trial_score(run, "val_loss") == 0.4
+    client.log_metric(run_id, "best_val_accuracy", 0.85)  # two executions' bests, averaged
+    assert compare.trial_score(client.get_run(run_id), "val_accuracy") == 0.85
+    assert compare.trial_score(run, "val_iou") is None
 
 
 def test_ui_server_runs_without_the_genai_job_runner_unless_asked(monkeypatch):

@@ -79,10 +79,32 @@ def page(request):
         print(f"\ndashboard screenshots: {SHOTS}")
 
 
-def test_ui_prints_the_runs_table_and_compare_urls(ui):
+def printed_url(ui, start: str) -> str:
+    return next(value for key, value in ui.items() if key.startswith(start))
+
+
+@pytest.fixture(scope="module")
+def search(ui):
+    """The search `cnnkeras ui` points at: its trials best first, and its space in order."""
+    client = MlflowClient(ui["uri"])
+    experiment = client.get_experiment_by_name("lecture_digits").experiment_id
+    (found,) = client.search_runs([experiment], "tags.`cnnkeras.kind` = 'search'")
+    trials = client.search_runs([experiment],
+                                f"tags.`mlflow.parentRunId` = '{found.info.run_id}'")
+    ranked = sorted(trials, key=lambda run: -run.data.metrics["best_val_accuracy"])
+    with tempfile.TemporaryDirectory() as folder:
+        table = client.download_artifacts(found.info.run_id, "trials.csv", folder)
+        header = open(table).readline().strip().split(",")
+    space = [c for c in header if c not in {"trial_id", "status", "score", "reason", "run_id"}]
+    return {"name": found.info.run_name, "best_first": [run.info.run_id for run in ranked],
+            "space": space}
+
+
+def test_ui_prints_the_runs_table_and_the_searchs_view_urls(ui):
     assert "bound to 127.0.0.1 only" in ui["printed"]
     assert ui["lecture_digits"].endswith("?workflowType=machine_learning")
-    assert any(key.startswith("compare the trials") for key in ui)
+    assert "viewStateShareKey=" in printed_url(ui, "trials of ")
+    assert "compareRunsMode=CHART" in printed_url(ui, "compare the trials")
 
 
 def test_runs_table_lists_the_search_and_its_trials(ui, page):
@@ -112,6 +134,8 @@ def test_a_trial_page_shows_its_params_and_metrics(ui, page):
                  "val_accuracy", "images_per_second"):
         assert name in body
     assert f"{trial.data.metrics['val_accuracy']:.4f}"[:5] in body
+    # its hyperparameters and the facts comparing needs; the config is its config.json
+    assert f"Parameters ({len(trial.data.params)})" in body and "train.batch_size" not in body
     # What a person sees on scrolling down: the metric and parameter tables themselves.
     for name, shot in (("val_accuracy", "trial_run_metrics.png"),
                        ("filters_1", "trial_run_params.png")):
@@ -121,15 +145,37 @@ def test_a_trial_page_shows_its_params_and_metrics(ui, page):
         page.screenshot(path=SHOTS / shot)
 
 
-def test_compare_page_renders_the_parallel_coordinates_chart(ui, page):
-    url = next(value for key, value in ui.items() if key.startswith("compare the trials"))
-    page.goto(url)
-    page.get_by_text("Parallel Coordinates Plot").first.wait_for(timeout=60_000)
-    chart = page.locator(".js-plotly-plot").first
-    chart.wait_for(timeout=60_000)
-    page.screenshot(path=SHOTS / "compare.png", full_page=True)
+def test_the_searchs_view_lists_its_trials_best_first(ui, page, search):
+    page.goto(printed_url(ui, "trials of "))
+    page.locator(".ag-row[row-index='2']").first.wait_for(timeout=60_000)
+    page.get_by_text("Sort: best_val_accuracy").first.wait_for(timeout=30_000)
+    page.screenshot(path=SHOTS / "trials_best_first.png", full_page=True)
     assert_model_training_view(page)
-    assert page.get_by_text("Comparing 3 Runs").count() >= 1
-    assert chart.locator("svg").count() >= 1
+    rows = page.eval_on_selector_all(
+        ".ag-center-cols-container .ag-row[row-index]",
+        "rows => rows.map(r => [Number(r.getAttribute('row-index')), r.getAttribute('row-id')])")
+    # the trials, best first, and nothing else: not the search's run, not other runs
+    assert [run_id for _, run_id in sorted(rows)] == search["best_first"]
+    assert f"{search['name']}: trials by best_val_accuracy" in page.inner_text("body")
+
+
+def test_the_searchs_chart_view_draws_its_space_against_the_score(ui, page, search):
+    page.goto(printed_url(ui, "compare the trials"))
+    page.get_by_text("Parallel Coordinates").first.wait_for(timeout=60_000)
+    chart = page.locator(".parcoords").first
+    chart.locator(".dimension .label").last.wait_for(timeout=60_000)
+    page.screenshot(path=SHOTS / "compare.png", full_page=True)
+    card = page.locator("[data-testid='experiment-view-compare-runs-card']", has=chart).first
+    card.screenshot(path=SHOTS / "compare_parallel_coordinates.png")
+    assert_model_training_view(page)
+    # the axes, left to right, as the chart's d3 data and as the labels a person reads
+    axes = chart.locator(".dimension").evaluate_all("axes => axes.map(a => a.__data__)")
+    assert axes == [*search["space"], "best_val_accuracy"]
+    labels = chart.locator(".dimension .label").all_text_contents()
+    assert labels[:-1] == search["space"]
+    shortened = chart.locator(".axis-label-tooltip text").all_text_contents()
+    assert labels[-1] == "best_val_accuracy" or (
+        "..." in labels[-1] and "best_val_accuracy" in shortened)
+    assert "Showing all runs" in card.inner_text()
     box = chart.bounding_box()
-    assert box["width"] > 200 and box["height"] > 200
+    assert box["width"] > 300 and box["height"] > 300

@@ -119,4 +119,4 @@ def test_mirrored_over_two_logical_cpus_trains_from_the_command_line(tmp_path):
     assert run.data.params["replicas"] == "2"
     assert run.data.params["global_batch_size"] == "32"
     assert run.data.params["runtime.strategy"] == "mirrored"
-    assert "cnnkeras.route" not in run.data.tags  # model.fit, not the custom loop
+    assert run.data.tags["cnnkeras.route"] == "fit"  # model.fit, not the custom loop

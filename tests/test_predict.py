@@ -1,4 +1,4 @@
-"""`cnnkeras predict`: images of any mode to RGB, top-k from a saved classifier, ImageNet path.
+"""`cnnkeras predict`: top-k from a saved classifier, and the ImageNet path.
 
 The saved classifier here is a small stand-in with the transfer model's contract
 (RGB pixels in [0, 255] in, softmax out, class names beside it), so these tests
@@ -42,25 +42,6 @@ def save(tmp_path, name, image):
     path = tmp_path / name
     image.save(path)
     return path
-
-
-def test_grayscale_rgba_cmyk_palette_and_16bit_images_become_rgb(tmp_path):
-    grey = save(tmp_path, "grey.png", Image.new("L", (8, 6), 90))
-    rgba = Image.new("RGBA", (8, 6), (200, 10, 10, 255))
-    rgba.paste((0, 0, 0, 0), (0, 0, 4, 6))  # left half fully transparent
-    rgba = save(tmp_path, "rgba.png", rgba)
-    cmyk = save(tmp_path, "cmyk.jpg", Image.new("CMYK", (8, 6), (0, 255, 255, 0)))
-    palette = save(tmp_path, "palette.gif", Image.new("RGB", (8, 6), (0, 0, 250)).convert("P"))
-    deep = save(tmp_path, "deep.png", Image.fromarray(np.full((6, 8), 65535, np.uint16)))
-    images = {p.name: predict.load_image(p) for p in (grey, rgba, cmyk, palette, deep)}
-    assert all(a.shape == (6, 8, 3) and a.dtype == np.uint8 for a in images.values())
-    assert (images["grey.png"] == 90).all()
-    assert (images["rgba.png"][:, :4] == 255).all()  # transparent -> white
-    assert (images["rgba.png"][:, 4:] == (200, 10, 10)).all()
-    cmyk_red = images["cmyk.jpg"][3, 4].astype(int)
-    assert cmyk_red[0] > 200 and cmyk_red[1:].max() < 60
-    assert (images["palette.gif"][..., 2] > 200).all()
-    assert (images["deep.png"] == 255).all()
 
 
 def test_top_k_names_come_from_the_sidecar_after_a_safe_mode_reload(classifier, tmp_path):

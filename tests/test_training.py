@@ -40,7 +40,7 @@ def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys):
     assert params["model.architecture"] == "lecture_cnn"
     assert params["train.epochs"] == "1"
     assert params["parameters"] == "137660"
-    assert params["flops_per_image"] == "3278700"  # 2 x multiply-adds, cnnkeras.analysis
+    assert params["flops_per_image"] == "3278700"  # 2 x multiply-adds, inspection.analysis
     assert params["data.size.train"] == "1257"
     assert params["data.skipped_files"] == "0"
     metrics = run.data.metrics

@@ -20,8 +20,8 @@ from typing import Optional
 
 import keras_tuner as kt
 
-from cnnkeras.analysis import GeometryError
 from cnnkeras.config import ExperimentConfig
+from cnnkeras.geometry import GeometryError
 
 MAX_CANDIDATES = 5000  # per trial: a space this crowded with misfits is its author's to fix
 PRUNED_STATE = "cnnkeras_pruned_geometry"

@@ -16,7 +16,8 @@ from typing import Optional
 
 import pandas as pd
 
-from cnnkeras import tracking, viz
+from cnnkeras import tracking
+from cnnkeras.inspection import viz
 
 ORACLE = "oracle.json"
 BACKUP = "oracle.json.good"

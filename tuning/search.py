@@ -28,8 +28,8 @@ import tensorflow as tf
 from keras_tuner.errors import FailedTrialError
 
 from cnnkeras import distribute, tracking, training
-from cnnkeras.analysis import GeometryError
-from cnnkeras.config import ExperimentConfig, flatten
+from cnnkeras.config import ExperimentConfig, flatten, to_json
+from cnnkeras.geometry import GeometryError
 from tuning import distributed, oracles, project, report
 from tuning.spaces import SPACES, search_config
 
@@ -200,9 +200,13 @@ class TrackedTuner(kt.Tuner):
 
     def tracked_trial(self, run: tracking.Run, trial, *args, **kwargs):
         strategy = self.distribution_strategy or tf.distribute.get_strategy()
-        run.log_params({**flatten(trial_config(self.hypermodel.space, trial, self.tracker.config)),
-                        **trial.hyperparameters.values,
+        # Params are what sets trials apart (the hyperparameters, under the names the space
+        # gives them) and what comparing needs (replicas here, the model's facts once built);
+        # the config the trial resolves to is its config.json, the search's on the parent.
+        run.log_params({**trial.hyperparameters.values,
                         "replicas": strategy.num_replicas_in_sync})
+        run.log_dict(json.loads(to_json(trial_config(self.hypermodel.space, trial,
+                                                      self.tracker.config))), "config.json")
         started = time.perf_counter()
         try:
             histories = super().run_trial(trial, *args, **kwargs)
@@ -340,7 +344,7 @@ def log_search_config(parent: tracking.Run, config: ExperimentConfig, strategy, 
     parent.log_params({**params, "replicas": strategy.num_replicas_in_sync,
                        **{f"data.size.{k}": v for k, v in sizes.items()}})
     parent.set_tags({"tune.max_trials": config.tune.max_trials})
-    parent.log_dict(json.loads(json.dumps(flatten(config), default=str)), "config.json")
+    parent.log_dict(json.loads(to_json(config)), "config.json")  # as a training run's
 
 
 @dataclasses.dataclass(frozen=True)

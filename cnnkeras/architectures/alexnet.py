@@ -30,7 +30,7 @@ from typing import Optional, Union
 import keras
 from keras import layers
 
-from cnnkeras.analysis import output_shape_2d
+from cnnkeras.geometry import Window, check_geometry
 from cnnkeras.layers.lrn import LocalResponseNormalization
 from cnnkeras.registry import ARCHITECTURES
 
@@ -66,15 +66,14 @@ STAGES = {
 }
 
 
-def check_geometry(input_shape, stages) -> tuple[int, int]:
-    """Walk the map size through every conv and pool; the first that cannot fit raises."""
-    shape = tuple(input_shape[:2])
+def stage_windows(stages) -> list[Window]:
+    """Every conv and pool of the stage table, for ``check_geometry``'s size walk."""
+    windows = []
     for index, stage in enumerate(stages, 1):
-        shape = output_shape_2d(shape, stage.kernel, stage.stride, stage.padding,
-                                layer=f"conv{index}_conv")
+        windows.append(Window(f"conv{index}_conv", stage.kernel, stage.stride, stage.padding))
         if stage.pool:
-            shape = output_shape_2d(shape, 3, 2, stage.pool, layer=f"conv{index}_pool")
-    return shape
+            windows.append(Window(f"conv{index}_pool", 3, 2, stage.pool))
+    return windows
 
 
 def conv_stage(x, stage: ConvStage, *, groups: int, name: str):
@@ -114,7 +113,7 @@ def build_family(variant: str, input_shape, num_classes: int, *, groups: int = 1
     stages = STAGES[variant]
     if not lrn:
         stages = tuple(ConvStage(**{**stage.__dict__, "lrn": False}) for stage in stages)
-    check_geometry(input_shape, stages)
+    check_geometry(input_shape, stage_windows(stages))
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for index, stage in enumerate(stages, 1):

@@ -8,7 +8,7 @@ after 3b and 4e); then global average pooling (the paper's 7x7 average pool at
 
 Parameters: 6,998,552 at 224x224x3 for 1000 classes without the auxiliary
 heads. The paper's Table 1 says 6.8M, but its "K" is 1024 (its conv2 row, 112K,
-is 64*64 + 3*3*64*192 = 114,688 weights) and it counts no biases (7,960 here);
+is 64*64 + 3*3*64*192 = 114,688 weights) and it counts no biases (8,280 here);
 6,998,552 / 1024 = 6,834.5K, 0.5% above the table's 6,797.7K total; the rest
 is the table's conv1 row (2.7K listed, 7*7*3*64 = 9,408 weights). LRN has no
 parameters.

@@ -8,38 +8,23 @@ them and the number of blocks.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
-
 import keras
 from keras import layers
 
-from cnnkeras.analysis import output_shape_2d
+from cnnkeras.geometry import IntOrSeq, StrOrSeq, Window, per_block
+from cnnkeras.geometry import check_geometry as walk
 from cnnkeras.registry import ARCHITECTURES
-
-IntOrSeq = Union[int, Sequence[int]]
-
-
-def per_block(value, count: int, label: str) -> tuple:
-    """Broadcast a scalar option to one value per block, or check a sequence's length."""
-    if isinstance(value, (str, int, float)):
-        return (value,) * count
-    value = tuple(value)
-    if len(value) != count:
-        raise ValueError(
-            f"{label} needs one value per conv block ({count}). Received: {label}={value!r}"
-        )
-    return value
 
 
 def check_geometry(input_shape, filters, kernel_sizes, strides, paddings, pool_size):
     """Walk the feature-map size through every conv and pool; raise naming the layer that fails."""
-    shape = tuple(input_shape[:2])
+    windows = []
     for index, (kernel, stride, padding) in enumerate(
             zip(kernel_sizes, strides, paddings, strict=True), 1):
-        shape = output_shape_2d(shape, kernel, stride, padding, layer=f"block{index}_conv")
+        windows.append(Window(f"block{index}_conv", kernel, stride, padding))
         if pool_size > 1:
-            shape = output_shape_2d(shape, pool_size, pool_size, layer=f"block{index}_pool")
-    return shape
+            windows.append(Window(f"block{index}_pool", pool_size, pool_size))
+    return walk(input_shape, windows)
 
 
 def conv_block(x, filters: int, *, kernel_size: int, strides: int, padding: str,
@@ -82,7 +67,7 @@ def lecture_cnn(
     filters: IntOrSeq = (25, 50),
     kernel_sizes: IntOrSeq = 3,
     strides: IntOrSeq = 1,
-    paddings: Union[str, Sequence[str]] = "valid",
+    paddings: StrOrSeq = "valid",
     pool_size: int = 2,
     dense_units: int = 100,
     dropout: float = 0.0,

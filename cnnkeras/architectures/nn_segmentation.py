@@ -15,18 +15,15 @@ digit's pixels) and sparse categorical cross-entropy applies per pixel.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Sequence
 
 import keras
 from keras import layers
 
-from cnnkeras.analysis import GeometryError
-from cnnkeras.architectures.nn_variants import activated, per_block_options
+from cnnkeras.architectures.nn_variants import activated
+from cnnkeras.geometry import GeometryError, IntOrSeq, StrOrSeq, per_block_options
 from cnnkeras.layers import NNAtrousConv2D, NNConv2DTranspose
 from cnnkeras.registry import ARCHITECTURES
-
-IntOrSeq = Union[int, Sequence[int]]
-StrOrSeq = Union[str, Sequence[str]]
 
 
 def receptive_field(kernel_sizes: Sequence[int], rates: Sequence[int]) -> int:

@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import keras
 from keras import layers
 
-from cnnkeras.analysis import GeometryError, output_size
-from cnnkeras.architectures.lecture import per_block
+from cnnkeras.geometry import IntOrSeq, StrOrSeq, output_shape, per_block_options
 from cnnkeras.layers import NNConv1D, NNConv3D, NNDepthwiseConv2D, NNSeparableConv2D
 from cnnkeras.registry import ARCHITECTURES
-
-IntOrSeq = Union[int, Sequence[int]]
-StrOrSeq = Union[str, Sequence[str]]
 
 # rank -> (conv layer, max pooling, global average pooling)
 RANKS = {
@@ -37,23 +33,6 @@ RANKS = {
 }
 BLOCK_STYLES = ("separable", "depthwise")
 BN_MOMENTUM = 0.9
-
-
-def per_block_options(blocks: IntOrSeq, label: str = "filters", **options) -> tuple[tuple, dict]:
-    """``blocks`` (the option that sets the block count) as a tuple, the others broadcast."""
-    blocks = (blocks,) if isinstance(blocks, int) else tuple(blocks)
-    if not blocks:
-        raise ValueError(f"{label} needs at least one conv block. Received: {label}=()")
-    return blocks, {key: per_block(value, len(blocks), key) for key, value in options.items()}
-
-
-def check_pool(x, pool_size: int, *, name: str) -> None:
-    """A ``pool_size`` max pool (stride ``pool_size``) must fit every spatial axis of ``x``."""
-    for axis, size in enumerate(x.shape[1:-1]):
-        try:
-            output_size(int(size), pool_size, pool_size)
-        except GeometryError as err:
-            raise GeometryError(f"{name} (spatial axis {axis}): {err}") from None
 
 
 def activated(x, conv: layers.Layer, *, batch_norm: bool, name: str):
@@ -89,8 +68,8 @@ def conv_stack(x, rank: int, filters, *, kernel_sizes, strides, paddings, dilati
         x = activated(x, conv(int(width), kernel, strides=stride, padding=padding,
                               dilation_rate=rate, use_bias=not batch_norm, name=f"{name}_conv"),
                       batch_norm=batch_norm, name=name)
-        if pool_size > 1:
-            check_pool(x, pool_size, name=f"{name}_pool")
+        if pool_size > 1:  # a pool that does not fit raises GeometryError naming it
+            output_shape(x.shape[1:-1], pool_size, pool_size, layer=f"{name}_pool")
             x = pool(pool_size, name=f"{name}_pool")(x)
     return x
 

@@ -32,10 +32,12 @@ then be at least 4 times the product of the strides on each side, else a
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
-from cnnkeras.analysis import GeometryError
+from cnnkeras.geometry import GeometryError, Window, check_geometry, positive_ints
 from cnnkeras.registry import ARCHITECTURES
 
 BN_EPSILON = 1.001e-5
@@ -102,37 +104,34 @@ def stem(x, *, use_bias: bool):
     return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
 
-def per_stage(value, label: str) -> tuple:
-    """One value per stage (conv2..conv5): a scalar is repeated, a sequence must have four."""
-    values = (value,) * len(STAGE_FILTERS) if isinstance(value, int) else tuple(value)
-    if len(values) != len(STAGE_FILTERS) or not all(int(v) >= 1 for v in values):
-        raise ValueError(f"{label} needs {len(STAGE_FILTERS)} positive values, one per stage "
-                         f"(conv2..conv5). Received: {label}={value!r}")
-    return tuple(int(v) for v in values)
+def stage_windows(strides) -> list[Window]:
+    """The size walk a ResNet must survive: the stem divides by 4, then each stage's first
+    unit by its stride, and a unit must get a map at least as large as its stride."""
+    stem = Window("stem (conv1 + pool1)", STEM_STRIDE, STEM_STRIDE)
+    return [stem, *(Window(f"conv{stage}_block1", stride, stride)
+                    for stage, stride in enumerate(strides, 2))]
 
 
-def check_geometry(variant: str, input_shape, strides) -> None:
-    """Every stage's first unit must get a map at least as large as its stride."""
-    factor = STEM_STRIDE
-    for stride in strides:
-        factor *= stride
-    size = min(input_shape[:2]) // STEM_STRIDE
-    for stage, stride in enumerate(strides, 2):
-        if size < stride:
-            raise GeometryError(
-                f"{variant} downsamples by {factor}: it needs an input of at least "
-                f"{factor}x{factor}; conv{stage}_block1 (stride {stride}) would get "
-                f"{size}x{size}. Received: input_shape={tuple(input_shape)}, strides={strides}")
-        size //= stride
+def check_stages(variant: str, input_shape, strides) -> None:
+    """``GeometryError`` naming the first stage that would get a map smaller than its stride."""
+    factor = STEM_STRIDE * math.prod(strides)
+    try:
+        check_geometry(input_shape, stage_windows(strides))
+    except GeometryError as err:
+        raise GeometryError(f"{variant} downsamples by {factor}: it needs an input of at least "
+                            f"{factor}x{factor}; received input_shape={tuple(input_shape)}, "
+                            f"strides={strides}. {err}") from None
 
 
 def build_resnet(variant: str, input_shape, num_classes: int, *, conv_bias: bool,
                  filters=STAGE_FILTERS, kernel_sizes=3, strides=STAGE_STRIDES) -> keras.Model:
     unit_kind, counts = STAGES[variant]
-    filters = per_stage(filters, "filters")
-    kernel_sizes = per_stage(kernel_sizes, "kernel_sizes")
-    strides = per_stage(strides, "strides")
-    check_geometry(variant, input_shape, strides)
+    owner = f"{variant} (one value per stage, conv2..conv5)"
+    filters, kernel_sizes, strides = (
+        positive_ints(value, len(counts), label, owner)
+        for value, label in ((filters, "filters"), (kernel_sizes, "kernel_sizes"),
+                             (strides, "strides")))
+    check_stages(variant, input_shape, strides)
     unit = UNITS[unit_kind]
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = stem(inputs, use_bias=conv_bias)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 # TensorFlow loads with the first of these names used, not with the package, so that
 # `cnnkeras list` and `--help` answer at once.
-LAZY = {"derived": "cnnkeras.data.derived", "pipeline": "cnnkeras.data.pipeline",
+LAZY = {"derived": "cnnkeras.data.derived", "images": "cnnkeras.data.images",
+        "pipeline": "cnnkeras.data.pipeline",
         "sources": "cnnkeras.data.sources", "DataWarning": "cnnkeras.data.sources",
         "Source": "cnnkeras.data.sources", "SplitPlan": "cnnkeras.data.sources"}
 

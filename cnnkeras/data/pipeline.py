@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from cnnkeras.data.images import fit_image
+
 SHUFFLE_BUFFER = 10_000
-
-
-def fit_image(image, *, size: tuple, channels: int, fit: str):
-    """Convert channels, then resize (or zero-pad/crop centrally) to ``size``; uint8 out."""
-    image = tf.convert_to_tensor(image)
-    have = image.shape[-1]
-    if have == 3 and channels == 1:
-        image = tf.image.rgb_to_grayscale(image)
-    elif have == 1 and channels == 3:
-        image = tf.image.grayscale_to_rgb(image)
-    static = tuple(image.shape[:2])
-    if static != tuple(size):
-        if fit == "pad":
-            image = tf.image.resize_with_crop_or_pad(image, size[0], size[1])
-        else:
-            image = tf.image.resize(tf.cast(image, tf.float32), size, antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0, 255), tf.uint8)
 
 
 def scale(images, labels):

@@ -19,7 +19,7 @@ Dilation is exact on every CPU. TensorFlow's CPU kernels without oneDNN (AMD,
 ARM and Apple CPUs, or ``TF_ENABLE_ONEDNN_OPTS=0``) refuse a dilation above 1 in
 Conv3D and in Conv2DBackpropInput (the op of ``conv2d_transpose`` and of the
 input gradient of ``conv1d``), so these layers dilate the kernel themselves with
-``dilate_kernel`` and run the op at rate 1: the atrous convolution of the
+``nn_conv_base.dilate_kernel`` and run the op at rate 1: the atrous convolution of the
 definition, zeros between the taps. ``tf.nn.atrous_conv2d`` and the depthwise
 ops dilate through ``space_to_batch`` and need no help.
 
@@ -34,167 +34,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cnnkeras.analysis import output_size
-
-
-def spatial_tuple(value, rank: int, label: str, owner: str) -> tuple[int, ...]:
-    """An int or a sequence of ``rank`` positive ints, as a tuple; anything else raises."""
-    items = (value,) * rank if isinstance(value, int) else tuple(value)
-    if len(items) != rank or not all(isinstance(v, int) and v >= 1 for v in items):
-        raise ValueError(
-            f"{owner}: {label} must be a positive integer or {rank} positive integers. "
-            f"Received: {label}={value!r}"
-        )
-    return items
-
-
-def dilate_kernel(kernel, rates):
-    """``kernel`` (spatial axes first) with ``rate - 1`` zeros inserted between its taps.
-
-    Along an axis of ``k`` taps at rate ``r`` the kernel becomes ``r * (k - 1) + 1``
-    taps, so a rate-1 convolution with it is the dilated convolution:
-    ``[1, 2, 3]`` at rate 3 is ``[1, 0, 0, 2, 0, 0, 3]``. Differentiable, so the
-    kernel trains through it.
-    """
-    for axis, rate in enumerate(rates):
-        if rate == 1:
-            continue
-        shape = tf.shape(kernel)
-        taps = shape[axis]
-        spread = tf.expand_dims(kernel, axis + 1)  # (..., k, 1, ...)
-        padding = [[0, 0]] * (len(kernel.shape) + 1)
-        padding[axis + 1] = [0, rate - 1]
-        spread = tf.pad(spread, padding)  # (..., k, rate, ...): each tap then rate-1 zeros
-        merged = tf.concat([shape[:axis], [taps * rate], shape[axis + 1:]], axis=0)
-        spread = tf.reshape(spread, merged)
-        kernel = tf.gather(spread, tf.range((taps - 1) * rate + 1), axis=axis)
-    return kernel
-
-
-class NNConvBase(keras.layers.Layer):
-    """What every ``tf.nn`` conv layer shares: checks, geometry, bias, activation, config.
-
-    A subclass sets ``rank`` and ``paddings``, creates its kernels in
-    ``build_kernels(in_channels) -> out_channels`` and runs its op in ``op``.
-    """
-
-    rank = 2
-    paddings = ("valid", "same")
-
-    def __init__(self, kernel_size, strides=1, padding="valid", dilation_rate=1, *,
-                 activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
-        super().__init__(**kwargs)
-        owner = type(self).__name__
-        self.kernel_size = spatial_tuple(kernel_size, self.rank, "kernel_size", owner)
-        self.strides = spatial_tuple(strides, self.rank, "strides", owner)
-        self.dilation_rate = spatial_tuple(dilation_rate, self.rank, "dilation_rate", owner)
-        if not isinstance(padding, str) or padding.lower() not in self.paddings:
-            raise ValueError(
-                f"{owner}: padding must be one of {', '.join(map(repr, self.paddings))}. "
-                f"Received: padding={padding!r}"
-            )
-        self.padding = padding.lower()
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(
-                f"{owner}: strides > 1 cannot be combined with dilation_rate > 1 "
-                f"(the op would silently ignore one). Received: strides={strides!r}, "
-                f"dilation_rate={dilation_rate!r}"
-            )
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
-
-    def build(self, input_shape):
-        in_channels = input_shape[-1]
-        if in_channels is None:
-            raise ValueError(
-                f"{self.name}: the channel dimension of the input must be known. "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        self.spatial_output(tuple(input_shape[1:-1]))  # raises if the kernel does not fit
-        out_channels = self.build_kernels(int(in_channels))
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=(out_channels,), initializer=self.bias_initializer
-            )
-        self.input_spec = keras.layers.InputSpec(
-            ndim=self.rank + 2, axes={-1: int(in_channels)}
-        )
-
-    def spatial_output(self, sizes) -> tuple:
-        """Output spatial sizes (None stays None), from ``cnnkeras.analysis.output_size``."""
-        padding = "same" if self.padding == "causal" else self.padding
-        result = []
-        for axis, size in enumerate(sizes):
-            if size is None:
-                result.append(None)
-                continue
-            try:
-                result.append(output_size(int(size), self.kernel_size[axis], self.strides[axis],
-                                          padding, self.dilation_rate[axis]))
-            except ValueError as err:  # GeometryError stays a GeometryError
-                raise type(err)(f"{self.name} (spatial axis {axis}): {err}") from None
-        return tuple(result)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], *self.spatial_output(tuple(input_shape[1:-1])),
-                self.output_channels(input_shape[-1]))
-
-    def call(self, inputs):
-        outputs = self.op(inputs)
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
-        return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            kernel_size=self.kernel_size,
-            padding=self.padding,
-            activation=keras.activations.serialize(self.activation),
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            bias_initializer=keras.initializers.serialize(self.bias_initializer),
-        )
-        return config
-
-
-class NNFilterConv(NNConvBase):
-    """A conv with ``filters`` outputs and one kernel of shape ``kernel_size + (in, filters)``."""
-
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
-                 **kwargs):
-        super().__init__(kernel_size, strides, padding, dilation_rate, **kwargs)
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(
-                f"{type(self).__name__}: filters must be a positive integer. "
-                f"Received: filters={filters!r}"
-            )
-        self.filters = filters
-
-    def output_channels(self, in_channels):
-        return self.filters
-
-    def build_kernels(self, in_channels):
-        self.kernel = self.add_weight(
-            name="kernel", shape=self.kernel_size + (in_channels, self.filters),
-            initializer=self.kernel_initializer,
-        )
-        return self.filters
-
-    def dilated_kernel(self, dtype):
-        """The kernel in ``dtype``, dilated explicitly (see ``dilate_kernel``)."""
-        return dilate_kernel(tf.cast(self.kernel, dtype), self.dilation_rate)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, strides=self.strides,
-                      dilation_rate=self.dilation_rate)
-        return config
+from cnnkeras.geometry import positive_int
+from cnnkeras.layers.nn_conv_base import NNConvBase, NNFilterConv
 
 
 @keras.saving.register_keras_serializable(package="cnnkeras")
@@ -240,9 +81,7 @@ class NNAtrousConv2D(NNFilterConv):
         if "dilation_rate" in kwargs:
             raise ValueError("NNAtrousConv2D takes the dilation as rate=, as tf.nn.atrous_conv2d "
                              f"does. Received: dilation_rate={kwargs['dilation_rate']!r}")
-        if not isinstance(rate, int) or rate < 1:
-            raise ValueError(f"NNAtrousConv2D: rate must be a positive integer. Received: "
-                             f"rate={rate!r}")
+        positive_int(rate, "rate", "NNAtrousConv2D")
         if strides not in (1, (1, 1), [1, 1]):
             raise ValueError(
                 "NNAtrousConv2D: tf.nn.atrous_conv2d has no stride; strides must be 1 "
@@ -333,12 +172,8 @@ class NNDepthwiseConv2D(NNConvBase):
                  dilation_rate=1, **kwargs):
         super().__init__(kernel_size, strides, padding, dilation_rate, **kwargs)
         check_equal_strides(self)
-        if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
-            raise ValueError(
-                f"{type(self).__name__}: depth_multiplier must be a positive integer. "
-                f"Received: depth_multiplier={depth_multiplier!r}"
-            )
-        self.depth_multiplier = depth_multiplier
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier",
+                                             type(self).__name__)
 
     def output_channels(self, in_channels):
         return None if in_channels is None else in_channels * self.depth_multiplier
@@ -378,12 +213,8 @@ class NNSeparableConv2D(NNFilterConv):
                  depth_multiplier=1, **kwargs):
         super().__init__(filters, kernel_size, strides, padding, dilation_rate, **kwargs)
         check_equal_strides(self)
-        if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
-            raise ValueError(
-                f"NNSeparableConv2D: depth_multiplier must be a positive integer. "
-                f"Received: depth_multiplier={depth_multiplier!r}"
-            )
-        self.depth_multiplier = depth_multiplier
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier",
+                                             type(self).__name__)
 
     def build_kernels(self, in_channels):
         middle = in_channels * self.depth_multiplier

@@ -17,16 +17,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from cnnkeras.geometry import positive_int, positive_ints
+
 POOLING_KINDS = ("max", "average", "l2", "depthwise")
-
-
-def _pair(value, label: str, owner: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(
-            f"{owner}: {label} must be a positive integer or two. Received: {label}={value!r}"
-        )
-    return pair
 
 
 @keras.saving.register_keras_serializable(package="cnnkeras")
@@ -41,9 +34,9 @@ class L2Pooling2D(keras.layers.Layer):
     def __init__(self, pool_size=2, strides=None, padding: str = "valid",
                  epsilon: float = 1e-12, **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _pair(pool_size, "pool_size", "L2Pooling2D")
-        self.strides = _pair(self.pool_size if strides is None else strides, "strides",
-                             "L2Pooling2D")
+        self.pool_size = positive_ints(pool_size, 2, "pool_size", "L2Pooling2D")
+        self.strides = positive_ints(self.pool_size if strides is None else strides, 2,
+                                     "strides", "L2Pooling2D")
         if padding not in ("valid", "same"):
             raise ValueError(f"L2Pooling2D: padding must be 'valid' or 'same'. "
                              f"Received: padding={padding!r}")
@@ -83,10 +76,7 @@ class DepthwiseMaxPooling2D(keras.layers.Layer):
 
     def __init__(self, pool_size: int = 3, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(pool_size, int) or pool_size < 1:
-            raise ValueError("DepthwiseMaxPooling2D: pool_size must be a positive integer. "
-                             f"Received: pool_size={pool_size!r}")
-        self.pool_size = pool_size
+        self.pool_size = positive_int(pool_size, "pool_size", "DepthwiseMaxPooling2D")
 
     def build(self, input_shape):
         depth = input_shape[-1]

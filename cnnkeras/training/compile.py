@@ -75,7 +75,7 @@ def build_model(config: ExperimentConfig, input_shape, num_classes: int) -> kera
 
 def model_facts(model: keras.Model) -> dict:
     """What every run records about its model: parameter count and FLOPs per image."""
-    from cnnkeras.analysis import model_flops
+    from cnnkeras.inspection.analysis import model_flops
 
     return {"parameters": model.count_params(), "flops_per_image": model_flops(model)}
 

@@ -24,8 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 import cnnkeras
-from cnnkeras import data, distribute, tracking, viz
+from cnnkeras import data, distribute, tracking
 from cnnkeras.config import ExperimentConfig, flatten, to_json
+from cnnkeras.inspection import viz
 from cnnkeras.training import checkpoints
 from cnnkeras.training.compile import build_model, check_labels_fit_task, model_facts, summary_text
 from cnnkeras.training.loops import loop_for

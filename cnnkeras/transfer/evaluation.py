@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cnnkeras import viz  # selects matplotlib's Agg backend before pyplot loads
+from cnnkeras.inspection import viz  # selects matplotlib's Agg backend before pyplot loads
 
 plt = viz.plt
 

@@ -17,8 +17,9 @@ from typing import Optional, Sequence
 import keras
 import tensorflow as tf
 
-from cnnkeras import data, tracking, viz
-from cnnkeras.data import pipeline
+from cnnkeras import data, tracking
+from cnnkeras.data import images, pipeline
+from cnnkeras.inspection import viz
 from cnnkeras.training import compile_model, summary_text
 from cnnkeras.transfer import bottleneck, evaluation, saving
 from cnnkeras.transfer import model as tmodel
@@ -96,7 +97,7 @@ class Splits:
     def batches(self, split: str, *, shuffle: bool = False) -> tf.data.Dataset:
         size = (self.image_size, self.image_size)
         dataset = getattr(self.source, split).map(
-            lambda x, y: (pipeline.fit_image(x, size=size, channels=3, fit="resize"), y),
+            lambda x, y: (images.fit_image(x, size=size, channels=3, fit="resize"), y),
             num_parallel_calls=tf.data.AUTOTUNE).cache()
         if shuffle:
             dataset = dataset.shuffle(pipeline.SHUFFLE_BUFFER, seed=self.seed,

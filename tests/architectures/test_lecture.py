@@ -21,7 +21,9 @@ def test_lecture_cnn_options_change_the_geometry():
                            filters=(8, 16, 32), kernel_sizes=(3, 3, 3), strides=1,
                            paddings="same", batch_norm=True)
     assert model.get_layer("block3_conv").output.shape[1:] == (7, 7, 32)
-    assert model.get_layer("block2_bn") is not None
+    assert model.get_layer("block2_bn").output.shape[1:] == (14, 14, 16)
+    assert model.get_layer("block2_conv").count_params() == 3 * 3 * 8 * 16  # BN replaces bias
+    assert model.get_layer("block2_bn").count_params() == 4 * 16
 
 
 def test_lecture_cnn_geometry_error_names_the_layer():

@@ -10,11 +10,11 @@ import tensorflow as tf
 
 import cnnkeras
 from cnnkeras import data, training
-from cnnkeras.analysis import GeometryError
 from cnnkeras.architectures.nn_segmentation import receptive_field
 from cnnkeras.architectures.nn_variants import separable_savings, standard_twin_savings
 from cnnkeras.cli import main
 from cnnkeras.data import derived
+from cnnkeras.geometry import GeometryError
 from cnnkeras.layers import (
     NNAtrousConv2D,
     NNConv1D,

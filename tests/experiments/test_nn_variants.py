@@ -1,37 +1,11 @@
-"""The tf.nn variant experiments: registered, tunable through their spaces, trainable end to end."""
+"""The tf.nn variant experiments train end to end (every experiment builds and has a space
+that builds: test_registry.py)."""
 
 from __future__ import annotations
 
-import keras_tuner as kt
-import pytest
 from mlflow.tracking import MlflowClient
 
-import experiments
-from cnnkeras import training
 from cnnkeras.cli import main
-from tuning.spaces import SPACES
-
-NAMES = {  # experiment -> (architecture, dataset spec, model input shape)
-    "conv1d_digits": ("conv1d_sequence", "digits", (28, 28, 1)),
-    "conv3d_moving_digits": ("conv3d_volume", "moving:digits", (8, 28, 28, 1)),
-    "atrous_segmentation_digits": ("atrous_segmenter", "segmentation:digits", (28, 28, 1)),
-    "transpose_segmentation_digits": ("transpose_decoder", "segmentation:digits", (28, 28, 1)),
-    "separable_digits": ("separable_cnn", "digits", (28, 28, 1)),
-}
-
-
-@pytest.mark.parametrize("name", sorted(NAMES))
-def test_experiment_names_its_architecture_data_and_a_space_that_builds(name):
-    architecture, dataset, input_shape = NAMES[name]
-    config = experiments.get(name)
-    assert (config.model.architecture, config.data.dataset) == (architecture, dataset)
-    hp = kt.HyperParameters()
-    trial = SPACES.get(config.tune.space)(hp, config)
-    assert trial.model.architecture == architecture
-    assert {"filters_1", "kernel_size_1"} <= set(hp.values) or "filters" in hp.values
-    classes = 11 if dataset.startswith("segmentation") else 10
-    model = training.build_model(trial, input_shape, classes)
-    assert model.count_params() > 0 and model.loss == "sparse_categorical_crossentropy"
 
 
 def test_segmentation_experiment_trains_and_logs_mean_iou(tracking_store, capsys):

@@ -111,7 +111,7 @@ def test_each_tuner_is_its_own_search_and_a_resume_grows_the_recorded_budget(sto
     assert parent.data.metrics["trials_total"] == 3
     config = json.loads(open(client.download_artifacts(parent.info.run_id, "config.json",
                                                        str(tmp_path))).read())
-    assert config["tune.max_trials"] == 3
+    assert config["tune"]["max_trials"] == 3
     assert sorted(r.data.tags["trial_id"] for r in runs(client, first.parent_run_id)) == [
         "0", "1", "2"]
 

@@ -5,6 +5,7 @@ the four tuners and a small ResNet search."""
 import contextlib
 import csv
 import io
+import json
 import re
 import shutil
 
@@ -14,8 +15,8 @@ from mlflow.tracking import MlflowClient
 
 import cnnkeras
 import experiments
-from cnnkeras.analysis import model_flops
 from cnnkeras.config import apply_overrides
+from cnnkeras.inspection.analysis import model_flops
 from tuning.search import run_search
 
 TINY = ("train.epochs=1", "data.limit=100", "runtime.verbose=0")
@@ -92,11 +93,18 @@ def test_a_trial_has_one_number_in_the_console_run_name_summary_and_table(three_
     assert f"Best trial {best}: val_accuracy" in printed
 
 
+def trial_config(client, run) -> dict:
+    """The resolved config a trial trained (its ``config.json``; params are hyperparameters)."""
+    with open(client.download_artifacts(run.info.run_id, "config.json")) as handle:
+        return json.load(handle)
+
+
 def test_the_users_options_reach_every_trial_and_a_varied_one_is_reported_once(three_trials):
     client, result, _, printed = three_trials
     for run in children(client, result):
-        assert run.data.params["model.options.pool_size"] == "3"
-        assert run.data.params["model.options.dropout"] == run.data.params["dropout"]
+        options = trial_config(client, run)["model"]["options"]
+        assert options["pool_size"] == 3
+        assert str(options["dropout"]) == run.data.params["dropout"]
     assert printed.count("Warning:") == 1
     assert ("Warning: search space lecture_cnn varies dropout, so the configured "
             "model.options.dropout=0.5 is not used by any trial.") in printed
@@ -107,10 +115,12 @@ def test_each_trial_logs_its_hyperparameters_config_parameter_count_and_metrics(
     rows = result.summary.trials.set_index("trial_id")
     for run in children(client, result):
         params, trial_id = run.data.params, run.data.tags["trial_id"]
+        config = trial_config(client, run)
         filters = (int(params["filters_1"]), int(params["filters_2"]))
-        assert params["model.options.filters"] == f"{filters[0]},{filters[1]}"
-        assert params["train.optimizer"] == params["optimizer"] == rows.loc[trial_id, "optimizer"]
-        assert params["model.architecture"] == "lecture_cnn"
+        assert config["model"]["options"]["filters"] == list(filters)
+        assert config["train"]["optimizer"] == params["optimizer"] == \
+            rows.loc[trial_id, "optimizer"]
+        assert config["model"]["architecture"] == "lecture_cnn"
         if run.data.tags["trial_status"] == "COMPLETED":
             assert run.info.status == "FINISHED"
             built = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10,
@@ -208,7 +218,7 @@ def test_each_tuner_runs_its_trials_into_mlflow(store, tmp_path, tuner, override
     for run in trials:
         if run.info.status == "FINISHED":
             epochs = int(run.data.params.get("tuner/epochs", 1))
-            assert run.data.params["train.epochs"] == str(epochs)
+            assert trial_config(client, run)["train"]["epochs"] == epochs
             steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
             assert steps == list(range(epochs))
 
@@ -226,7 +236,7 @@ def test_hyperband_continues_a_trial_from_its_epoch(store, tmp_path):
     params = run.data.params
     assert params["tuner/trial_id"] == run.data.tags["continues_trial"] in trials
     assert (params["tuner/initial_epoch"], params["tuner/epochs"]) == ("1", "3")
-    assert params["train.epochs"] == "3"
+    assert trial_config(client, run)["train"]["epochs"] == 3
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
     assert run.data.metrics["epochs_run"] == 2
 
@@ -239,8 +249,9 @@ def test_a_small_resnet_searches_on_digits(store, tmp_path):
     (trial,) = children(client, result)
     assert trial.info.status == "FINISHED"
     params = trial.data.params
-    assert params["model.architecture"] == trial.data.tags["architecture"] == "resnet18"
-    assert params["model.options.filters"] == "16,32,64,128"
+    config = trial_config(client, trial)
+    assert config["model"]["architecture"] == trial.data.tags["architecture"] == "resnet18"
+    assert config["model"]["options"]["filters"] == [16, 32, 64, 128]
     assert (params["filters_1"], params["strides_2"], params["kernel_size_4"]) == ("16", "2", "3")
     built = cnnkeras.build("resnet18", input_shape=(32, 32, 1), num_classes=10,
                            filters=(16, 32, 64, 128))

@@ -14,18 +14,26 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from cnnkeras.inspection.graph import MODEL_INPUT, layer_calls
+
 
 def _chain(model) -> list:
-    """The model's layers (without the input), checking each feeds the next."""
-    chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    previous = model.inputs[0]
-    for layer in chain:
-        if len(layer._inbound_nodes) != 1 or layer.input is not previous:
+    """(layer, input shape) of each layer but the input, checking each feeds the next."""
+    calls = layer_calls(model)
+    starts = [call for call in calls if isinstance(call.layer, keras.layers.InputLayer)]
+    previous = (starts[0].name if len(starts) == 1 else MODEL_INPUT, 0)
+    shape = tuple(model.inputs[0].shape)
+    chain = []
+    for call in calls:
+        if isinstance(call.layer, keras.layers.InputLayer):
+            continue
+        if call.inputs != (previous,) or len(call.output_shapes) != 1:
             raise ValueError(
                 f"fc_to_conv needs a plain chain of layers (each feeding the next); layer "
-                f"{layer.name!r} breaks the chain. Received model {model.name!r}."
+                f"{call.name!r} breaks the chain. Received model {model.name!r}."
             )
-        previous = layer.output
+        chain.append((call.layer, shape))
+        previous, shape = (call.name, 0), call.output_shapes[0]
     return chain
 
 
@@ -51,7 +59,7 @@ def fc_to_conv(model) -> keras.Model:
     affect the other.
     """
     chain = _chain(model)
-    kinds = [type(layer) for layer in chain]
+    kinds = [type(layer) for layer, _ in chain]
     if keras.layers.Flatten not in kinds or keras.layers.Dense not in kinds[
             kinds.index(keras.layers.Flatten):]:
         raise ValueError(f"fc_to_conv needs a Flatten followed by Dense layers; "
@@ -59,9 +67,9 @@ def fc_to_conv(model) -> keras.Model:
     inputs = keras.Input(shape=(None, None, model.inputs[0].shape[-1]),
                          name=model.inputs[0].name)
     x, map_shape = inputs, None
-    for layer in chain:
+    for layer, input_shape in chain:
         if isinstance(layer, keras.layers.Flatten):
-            map_shape = tuple(layer.input.shape[1:])
+            map_shape = input_shape[1:]
             continue
         if isinstance(layer, keras.layers.Dense) and map_shape is not None:
             clone = _dense_as_conv(layer, map_shape[:2], map_shape[2])

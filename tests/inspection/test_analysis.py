@@ -1,51 +1,12 @@
-"""Course arithmetic: output sizes, tiling, layer table, FLOPs, memory, im2col, fc_to_conv."""
+"""The course's reports: layer table (receptive fields, FLOPs, activations) and memory."""
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pytest
-import tensorflow as tf
 
 import cnnkeras
-from cnnkeras.analysis import (
-    GeometryError,
-    conv2d_im2col,
-    fc_to_conv,
-    im2col,
-    layer_table,
-    memory_report,
-    model_flops,
-    output_size,
-    tiles_evenly,
-    tiling_remainder,
-)
-
-# --- output size and tiling ------------------------------------------------------------------
-
-@pytest.mark.parametrize("args,expected", [
-    ((227, 11, 4, 0), 55), ((224, 11, 4, 0), 54), ((224, 7, 2, 3), 112), ((28, 3), 26),
-    ((27, 5, 1, 2), 27), ((224, 3, 2, "same"), 112), ((13, 3, 2, "valid"), 6),
-    ((32, 3, 1, 0, 2), 28),
-])
-def test_output_size(args, expected):
-    assert output_size(*args) == expected
-
-
-def test_224_does_not_tile_with_alexnets_first_layer_but_227_does():
-    assert tiles_evenly(227, 11, 4, 0)
-    assert not tiles_evenly(224, 11, 4, 0) and tiling_remainder(224, 11, 4, 0) == 1
-    assert tiling_remainder(224, 11, 4, "same") == 0
-    assert output_size(224, 11, 4, 0) == 54  # the default rounds down, as TensorFlow does
-    with pytest.raises(GeometryError, match="remainder 1"):
-        output_size(224, 11, 4, 0, strict=True)
-    assert output_size(227, 11, 4, 0, strict=True) == 55
-
-
-def test_output_smaller_than_one_is_a_clear_error():
-    with pytest.raises(ValueError, match="output would be -1"):
-        output_size(5, 7)
-
+from cnnkeras.inspection.analysis import layer_table, memory_report, model_flops
 
 # --- layer table and FLOPs -------------------------------------------------------------------
 
@@ -163,64 +124,3 @@ def test_memory_report_rejects_unknown_settings(exercise):
         memory_report(exercise, optimizer="lbfgs")
     with pytest.raises(ValueError, match="dtype must be one of"):
         memory_report(exercise, dtype="int8")
-
-
-# --- im2col -----------------------------------------------------------------------------------
-
-def test_alexnet_conv1_patch_matrix_is_363_by_3025():
-    image = np.random.default_rng(0).random((227, 227, 3)).astype("float32")
-    patches, (out_h, out_w) = im2col(image, 11, 4)
-    assert patches.shape == (363, 3025) and (out_h, out_w) == (55, 55)
-    np.testing.assert_array_equal(patches[:, 1], image[0:11, 4:15].reshape(-1))
-
-
-@pytest.mark.parametrize("strides,padding", [(1, "valid"), (2, "same"), (3, "SAME"), (2, 1)])
-def test_conv2d_im2col_equals_tf_nn_conv2d(strides, padding):
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(2, 9, 8, 3)).astype("float32")
-    kernel = rng.normal(size=(3, 3, 3, 5)).astype("float32")
-    if isinstance(padding, int):
-        expected = tf.nn.conv2d(x, kernel, strides, [[0, 0], [padding] * 2, [padding] * 2, [0, 0]])
-    else:
-        expected = tf.nn.conv2d(x, kernel, strides, padding.upper())
-    np.testing.assert_allclose(conv2d_im2col(x, kernel, strides, padding), expected.numpy(),
-                               rtol=1e-4, atol=1e-4)
-
-
-# --- fc_to_conv -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def lecture_pair():
-    keras.utils.set_random_seed(0)
-    model = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10)
-    return model, fc_to_conv(model)
-
-
-def test_fc_to_conv_gives_identical_outputs_at_the_original_size(lecture_pair):
-    model, convolutional = lecture_pair
-    x = np.random.default_rng(2).random((3, 28, 28, 1)).astype("float32")
-    assert isinstance(convolutional.get_layer("fc1"), keras.layers.Conv2D)
-    assert convolutional.get_layer("fc1").kernel.shape == (5, 5, 50, 100)
-    out = np.asarray(convolutional(x))
-    assert out.shape == (3, 1, 1, 10)
-    np.testing.assert_allclose(out[:, 0, 0], np.asarray(model(x)), rtol=1e-5, atol=1e-6)
-
-
-def test_fc_to_conv_slides_over_a_larger_image(lecture_pair):
-    model, convolutional = lecture_pair
-    big = np.random.default_rng(3).random((1, 56, 56, 1)).astype("float32")
-    scores = np.asarray(convolutional(big))
-    assert scores.shape == (1, 8, 8, 10)  # one class distribution per window, stride 4
-    windows = np.stack([big[0, 4 * i:4 * i + 28, 4 * j:4 * j + 28] for i, j in [(0, 0), (2, 5)]])
-    np.testing.assert_allclose(scores[0, [0, 2], [0, 5]], np.asarray(model(windows)),
-                               rtol=1e-5, atol=1e-6)
-
-
-def test_fc_to_conv_rejects_models_without_a_flattened_dense_head():
-    model = cnnkeras.build("resnet18", input_shape=(32, 32, 3), num_classes=10)
-    with pytest.raises(ValueError, match="breaks the chain"):
-        fc_to_conv(model)
-    inputs = keras.Input((8, 8, 1))
-    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
-    with pytest.raises(ValueError, match="Flatten followed by Dense"):
-        fc_to_conv(keras.Model(inputs, keras.layers.Dense(2)(pooled)))

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import cnnkeras
-from cnnkeras import report
 from cnnkeras.cli import main
+from cnnkeras.inspection import report
 
 
 def test_inspect_prints_the_layer_table_and_memory_plainly_when_piped(capsys):

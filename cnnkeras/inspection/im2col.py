@@ -9,15 +9,10 @@ times a 363 x 3025 patch matrix.
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import numpy as np
 
-Padding = Union[int, str]
-
-
-def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * 2
+from cnnkeras.geometry import Padding, output_size, positive_ints
 
 
 def _pads(size: int, kernel: int, stride: int, padding) -> tuple[int, int]:
@@ -36,12 +31,11 @@ def im2col(image, kernel_size, strides=1, padding: Padding = "valid"):
     order, the order of ``kernel.reshape(-1, filters)``. AlexNet's conv1 on
     227x227x3 gives a 363 x 3025 matrix.
     """
-    from cnnkeras.analysis import output_size  # analysis re-exports this module
-
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"im2col takes one HxWxC image. Received shape {image.shape}.")
-    (kh, kw), (sh, sw) = _pair(kernel_size), _pair(strides)
+    kh, kw = positive_ints(kernel_size, 2, "kernel_size", "im2col")
+    sh, sw = positive_ints(strides, 2, "strides", "im2col")
     if not (isinstance(padding, int) or str(padding).lower() in ("valid", "same")):
         raise ValueError(f"padding must be an int, 'valid' or 'same'. Received: {padding!r}")
     axes = list(zip(image.shape[:2], (kh, kw), (sh, sw), strict=True))

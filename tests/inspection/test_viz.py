@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 import cnnkeras
-from cnnkeras import viz
+from cnnkeras.data.images import fit_image
+from cnnkeras.inspection import viz
 
 
 def png_size(path):
@@ -47,6 +48,15 @@ def test_feature_maps_low_mid_high(lecture, tmp_path):
     assert [m.shape for m in maps] == [(26, 26, 25), (11, 11, 50)]
     path = viz.plot_feature_maps(lecture, image, names, tmp_path / "maps.png", max_maps=4)
     assert png_size(path)[0] > 100
+
+
+def test_model_input_fits_a_picture_as_the_training_pipeline_does(lecture):
+    pixels = (np.random.default_rng(1).random((40, 30, 3)) * 255).astype("uint8")  # synthetic
+    fitted = viz.model_input(lecture, pixels)
+    assert fitted.shape == (28, 28, 1) and fitted.dtype == np.float32
+    expected = fit_image(pixels, size=(28, 28), channels=1, fit="resize").numpy() / 255.0
+    np.testing.assert_allclose(fitted, expected, atol=1e-7)
+    np.testing.assert_array_equal(viz.model_input(lecture, pixels / 255.0), fitted)
 
 
 def test_default_feature_layers_spread_over_a_deep_network():

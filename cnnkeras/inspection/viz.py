@@ -164,21 +164,20 @@ def default_feature_layers(model, count: int = 3) -> list[str]:
     return [convs[i] for i in dict.fromkeys(picks)]
 
 
-def fit_image(model, image) -> np.ndarray:
-    """One HxWxC image (or a batch of one) as float32, resized to the model's input size."""
-    image = np.asarray(image, dtype="float32")
-    image = image[0] if image.ndim == 4 else image
-    if image.ndim == 2:
-        image = image[..., None]
-    height, width, channels = model.inputs[0].shape[1:]
-    if channels is not None and image.shape[-1] != channels:
-        image = image.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(
-            image[..., :1], channels, axis=-1)
-    if height is not None and image.shape[:2] != (height, width):
-        import tensorflow as tf
+def model_input(model, image) -> np.ndarray:
+    """One image (HxW, HxWxC or a batch of one; uint8 in [0, 255] or floats in [0, 1]) as
+    ``model`` takes it: float32 in [0, 1], fitted by ``cnnkeras.data.images.fit_image``."""
+    from cnnkeras.data.images import fit_image
 
-        image = tf.image.resize(image, (height, width)).numpy()
-    return image
+    image = np.asarray(image)
+    image = image[0] if image.ndim == 4 else image
+    image = image[..., None] if image.ndim == 2 else image
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(image.astype("float32") * 255.0), 0, 255).astype(np.uint8)
+    height, width, channels = model.inputs[0].shape[1:]
+    size = image.shape[:2] if height is None or width is None else (height, width)
+    fitted = fit_image(image, size=size, channels=channels or image.shape[-1], fit="resize")
+    return np.asarray(fitted, dtype="float32") / 255.0
 
 
 def feature_maps(model, image, layer_names: Sequence[str]) -> list[np.ndarray]:
@@ -187,7 +186,7 @@ def feature_maps(model, image, layer_names: Sequence[str]) -> list[np.ndarray]:
 
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     probe = keras.Model(inputs, [model.get_layer(n).output for n in layer_names])
-    outputs = probe(fit_image(model, image)[None], training=False)
+    outputs = probe(model_input(model, image)[None], training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [np.asarray(o)[0] for o in outputs]
 
@@ -198,7 +197,7 @@ def plot_feature_maps(model, image, layer_names, path, *, max_maps: int = 8) -> 
     maps = feature_maps(model, image, layer_names)
     fig, axes = _grid(len(maps) * (max_maps + 1), columns=max_maps + 1)
     axes = axes.reshape(len(maps), max_maps + 1)
-    shown = fit_image(model, image)
+    shown = model_input(model, image)
     for row, (name, activation) in enumerate(zip(layer_names, maps, strict=True)):
         axes[row, 0].imshow(np.clip(shown / max(shown.max(), 1e-12), 0, 1).squeeze(),
                             cmap="gray")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from cnnkeras.analysis import LayerRow, MemoryReport, layer_table, memory_report
+from cnnkeras.inspection.analysis import LayerRow, MemoryReport, layer_table, memory_report
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -113,15 +113,3 @@ def print_inspection(model, *, batch_size: int = 1, dtype: str = "float32",
         print(f"\n{title}", file=out)
         _print_plain(memory_lines(report), out)
     return report
-
-
-def load_image(path):
-    """An image file as float32 HxWxC in [0, 1]."""
-    import numpy as np
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"image file {str(path)!r} does not exist.")
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype="float32") / 255.0

@@ -1,119 +1,19 @@
-"""The arithmetic a CNN course teaches.
+"""The reports a CNN course asks of a model: a per-layer table and its memory.
 
-Output sizes and tiling; a per-layer table (shape, parameters, receptive field,
-FLOPs, activations) and a model's memory for inference and training;
-convolution as one matrix multiply (im2col); and ``fc_to_conv``, which turns a
-dense classifier head into convolutions (from ``cnnkeras.fully_convolutional``).
+``layer_table``: per layer its output shape, parameters, receptive field and
+jump, FLOPs and activations; ``model_flops`` sums the FLOPs; ``memory_report``:
+the bytes for inference and for training one mini-batch. The model's graph is
+read through public Keras (``cnnkeras.inspection.graph``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional
 
-Padding = Union[int, str]
-
-
-class GeometryError(ValueError):
-    """A kernel, stride or padding that does not fit the feature map it is applied to."""
-
-
-def output_size(
-    input_size: int,
-    kernel_size: int,
-    stride: int = 1,
-    padding: Padding = 0,
-    dilation: int = 1,
-    *,
-    strict: bool = False,
-) -> int:
-    """Spatial output size of a convolution or pooling window, as TensorFlow computes it.
-
-    ``padding`` is a number of zeros on each side, ``"valid"`` (0) or ``"same"``
-    (output ceil(W/S), whatever the kernel). The formula is (W - F + 2P)/S + 1
-    with F the dilated kernel size d*(F-1)+1, rounded down: 227 with an 11x11
-    stride-4 window gives 55. When (W - F + 2P) is not a multiple of S the last
-    rows and columns are never seen (224 with the same window: remainder 1);
-    ``tiling_remainder`` says by how much, and ``strict=True`` raises
-    ``GeometryError`` instead of rounding down.
-    """
-    for label, value in (
-        ("input_size", input_size),
-        ("kernel_size", kernel_size),
-        ("stride", stride),
-        ("dilation", dilation),
-    ):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive integer. Received: {label}={value!r}")
-    effective = dilation * (kernel_size - 1) + 1
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "same":
-            return math.ceil(input_size / stride)
-        if mode != "valid":
-            raise ValueError(
-                f"padding must be an int >= 0, 'valid' or 'same'. Received: padding={padding!r}"
-            )
-        pad = 0
-    elif isinstance(padding, int) and padding >= 0:
-        pad = padding
-    else:
-        raise ValueError(
-            f"padding must be an int >= 0, 'valid' or 'same'. Received: padding={padding!r}"
-        )
-    size = (input_size - effective + 2 * pad) // stride + 1
-    if size < 1:
-        raise GeometryError(
-            f"kernel_size={kernel_size} (dilation {dilation}) does not fit a {input_size}-wide "
-            f"input with padding={padding!r} and stride={stride} "
-            f"(output would be {size}). Received: input_size={input_size}, "
-            f"kernel_size={kernel_size}, stride={stride}, padding={padding!r}, "
-            f"dilation={dilation}."
-        )
-    remainder = (input_size - effective + 2 * pad) % stride
-    if strict and remainder:
-        raise GeometryError(
-            f"kernel_size={kernel_size}, stride={stride}, padding={padding!r} does not tile a "
-            f"{input_size}-wide input evenly: (W - F + 2P) = {input_size - effective + 2 * pad} "
-            f"is not a multiple of {stride} (remainder {remainder}), so the last {remainder} "
-            f"row(s)/column(s) are never seen and the output is rounded down to {size}."
-        )
-    return size
-
-
-def output_shape_2d(
-    shape: Sequence[int], kernel_size: int, stride: int = 1, padding: Padding = 0,
-    dilation: int = 1, *, layer: str = "layer",
-) -> tuple[int, int]:
-    """``output_size`` over height and width, with the layer's name in any error."""
-    try:
-        return tuple(
-            output_size(int(s), kernel_size, stride, padding, dilation) for s in shape[:2]
-        )
-    except ValueError as err:
-        raise type(err)(f"{layer}: input {shape[0]}x{shape[1]}: {err}") from None
-
-
-def tiling_remainder(input_size: int, kernel_size: int, stride: int = 1, padding: Padding = 0,
-                     dilation: int = 1) -> int:
-    """How many input rows/columns the last window step leaves unseen: (W - F + 2P) mod S.
-
-    Always 0 for ``"same"`` padding, which pads as much as the stride needs.
-    """
-    output_size(input_size, kernel_size, stride, padding, dilation)  # validates
-    if isinstance(padding, str):
-        if padding.lower() == "same":
-            return 0
-        padding = 0
-    return (input_size - dilation * (kernel_size - 1) - 1 + 2 * padding) % stride
-
-
-def tiles_evenly(input_size: int, kernel_size: int, stride: int = 1, padding: Padding = 0,
-                 dilation: int = 1) -> bool:
-    """Whether the windows cover the padded input exactly (``tiling_remainder`` is 0)."""
-    return tiling_remainder(input_size, kernel_size, stride, padding, dilation) == 0
-
+from cnnkeras.geometry import positive_ints
+from cnnkeras.inspection.graph import MODEL_INPUT, layer_calls
 
 # --- per-layer table: shapes, parameters, receptive field, FLOPs, activations ---------------
 
@@ -141,11 +41,6 @@ class LayerRow:
     activations: int
 
 
-def per_axis(value, rank: int) -> tuple:
-    """An int repeated ``rank`` times, or a sequence as a tuple."""
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * rank
-
-
 def _window(layer, in_shape, out_shape):
     """(kernel, stride, dilation) per spatial axis of a sliding-window layer, else None."""
     rank = len(in_shape) - 2
@@ -154,11 +49,11 @@ def _window(layer, in_shape, out_shape):
     pool = getattr(layer, "pool_size", None)
     if isinstance(pool, (tuple, list)) and len(pool) == rank:
         strides = getattr(layer, "strides", None) or pool
-        return tuple(pool), per_axis(strides, rank), (1,) * rank
+        return tuple(pool), positive_ints(strides, rank, "strides", layer.name), (1,) * rank
     kernel = getattr(layer, "kernel_size", None)
     if kernel is not None:
-        return (per_axis(kernel, rank), per_axis(getattr(layer, "strides", 1), rank),
-                per_axis(getattr(layer, "dilation_rate", 1), rank))
+        return tuple(positive_ints(getattr(layer, label, 1), rank, label, layer.name)
+                     for label in ("kernel_size", "strides", "dilation_rate"))
     if isinstance(pool, int) and tuple(in_shape[1:-1]) != tuple(out_shape[1:-1]):
         return (pool,) * rank, (pool,) * rank, (1,) * rank
     return None
@@ -207,43 +102,42 @@ def _multiply_adds(layer, in_shape, out_shape) -> int:
     return total
 
 
-def _node(layer, known):
-    """The call of ``layer`` in this model: the inbound node whose inputs are all known."""
-    for node in layer._inbound_nodes:
-        if all(id(t) in known for t in node.input_tensors):
-            return node
-    raise ValueError(f"layer_table: cannot place layer {layer.name!r} in the model's graph.")
-
-
 def layer_table(model) -> list[LayerRow]:
     """One ``LayerRow`` per layer of a functional or sequential model, input first."""
     image = tuple(model.inputs[0].shape[1:-1])
-    known = {id(t): ((1,) * (len(t.shape) - 2), (1,) * (len(t.shape) - 2)) for t in model.inputs}
+    ones = (1,) * len(image)
+    shapes = {(MODEL_INPUT, 0): tuple(model.inputs[0].shape)}  # a Sequential model's input
+    known = {(MODEL_INPUT, 0): (ones, ones)}
     rows = []
-    for layer in model.layers:
-        node = _node(layer, known)
-        in_shapes = [tuple(t.shape) for t in node.input_tensors]
-        out_shape = tuple(node.output_tensors[0].shape)
+    for call in layer_calls(model):
+        if any(source not in known for source in call.inputs):
+            raise ValueError(f"layer_table: cannot place layer {call.name!r} in the model's "
+                             f"graph.")
+        in_shapes = [shapes[source] for source in call.inputs]
+        out_shape = call.output_shapes[0]
         if any(d is None for d in out_shape[1:]):
-            raise ValueError(f"layer_table needs a fixed input size; {layer.name!r} has output "
+            raise ValueError(f"layer_table needs a fixed input size; {call.name!r} has output "
                              f"shape {out_shape}. Build the model for one input shape.")
-        inputs = [known[id(t)] for t in node.input_tensors]
-        geometry = _geometry(layer, inputs, in_shapes, out_shape, image)
-        for tensor in node.output_tensors:
-            known[id(tensor)] = geometry
-        macs = _multiply_adds(layer, in_shapes[0], out_shape) if in_shapes else 0
-        rows.append(LayerRow(
-            name=layer.name, kind=type(layer).__name__, output_shape=out_shape[1:],
-            params=int(layer.count_params()) if layer.built else 0,
-            receptive_field=geometry[0] if geometry else None,
-            jump=geometry[1] if geometry else None, flops=2 * macs,
-            activations=math.prod(out_shape[1:]),
-        ))
+        geometry = _geometry(call.layer, [known[source] for source in call.inputs], in_shapes,
+                             out_shape, image)
+        for index, shape in enumerate(call.output_shapes):
+            shapes[(call.name, index)], known[(call.name, index)] = shape, geometry
+        rows.append(_row(call.layer, out_shape, geometry, in_shapes))
     if not any(row.kind == "InputLayer" for row in rows):  # Sequential: no InputLayer listed
-        ones = (1,) * len(image)
         rows.insert(0, LayerRow("input", "InputLayer", tuple(model.inputs[0].shape[1:]), 0,
                                 ones, ones, 0, math.prod(model.inputs[0].shape[1:])))
     return rows
+
+
+def _row(layer, out_shape: tuple, geometry, in_shapes: list) -> LayerRow:
+    macs = _multiply_adds(layer, in_shapes[0], out_shape) if in_shapes else 0
+    return LayerRow(
+        name=layer.name, kind=type(layer).__name__, output_shape=out_shape[1:],
+        params=int(layer.count_params()) if layer.built else 0,
+        receptive_field=geometry[0] if geometry else None,
+        jump=geometry[1] if geometry else None, flops=2 * macs,
+        activations=math.prod(out_shape[1:]),
+    )
 
 
 def model_flops(model) -> int:
@@ -355,8 +249,3 @@ def memory_report(model, batch_size: int = 1, dtype: str = "float32",
         activation_values=sum(s for s, flag in zip(sizes, is_input, strict=True) if not flag),
         peak_pair_values=max(pairs),
     )
-
-
-# part of this module's API, each in a module of its own:
-from cnnkeras.fully_convolutional import fc_to_conv  # noqa: E402, F401
-from cnnkeras.im2col import conv2d_im2col, im2col  # noqa: E402, F401

@@ -1,0 +1,52 @@
+"""Every registered experiment resolves: its model builds at the input shape and number of
+classes it would train with, and its search space draws a trial of the same architecture.
+
+No data is loaded: the class counts of the base datasets are written here (tf_flowers has
+five kinds of flower), and ``moving:``/``segmentation:`` change the shape and classes as
+``cnnkeras.data.derived`` does.
+"""
+
+from __future__ import annotations
+
+import keras_tuner as kt
+import pytest
+
+import experiments
+from cnnkeras import training
+from cnnkeras.data.derived import FRAMES
+from tuning.spaces import SPACES
+
+BASE_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "tf_flowers": 5}
+
+
+def shape_and_classes(config) -> tuple:
+    """(model input shape, number of classes) that ``cnnkeras train`` would build with."""
+    kind, _, base = config.data.dataset.partition(":")
+    shape = training.model_input_shape(config)
+    if kind == "moving":
+        return (FRAMES, *shape), BASE_CLASSES[base]
+    if kind == "segmentation":
+        return shape, BASE_CLASSES[base] + 1  # class 0 is the background
+    return shape, BASE_CLASSES[kind]
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_experiment_builds_its_model_at_its_input_shape_and_classes(name):
+    config = experiments.get(name)
+    assert config.name == name
+    shape, classes = shape_and_classes(config)
+    model = training.build_model(config, shape, classes)
+    assert tuple(model.input_shape[1:]) == shape
+    assert model.output_shape[-1] == classes
+    assert model.loss == "sparse_categorical_crossentropy"
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_experiment_search_space_draws_a_trial_that_builds(name):
+    config = experiments.get(name)
+    hp = kt.HyperParameters()
+    trial = SPACES.get(config.tune.space)(hp, config)
+    assert trial.model.architecture == config.model.architecture
+    assert hp.values, f"space {config.tune.space!r} varies nothing"
+    shape, classes = shape_and_classes(trial)
+    assert training.build_model(trial, shape, classes).output_shape[-1] == classes
