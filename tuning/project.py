@@ -16,15 +16,15 @@ re-run with the hyperparameters its MLflow run recorded.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
+from cnnkeras import ownership
 from cnnkeras.config import ExperimentConfig
 from tuning import report
 
@@ -48,29 +48,11 @@ def project_dir(config: ExperimentConfig) -> Path:
     return Path(config.tune.directory).resolve() / "-".join(slug(part) for part in parts)
 
 
-@contextlib.contextmanager
-def hold(project: Path) -> Iterator[Path]:
+def hold(project: Path) -> contextlib.AbstractContextManager:
     """Hold ``project`` (created if missing) for this process, or refuse in one line."""
-    project.mkdir(parents=True, exist_ok=True)
-    with open(project / LOCK, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise ValueError(
-                f"This search is already running in process PID {owner} (lock {project / LOCK}). "
-                "Wait for it or stop it; another tuner, space or dataset is another search."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield project
-        finally:
-            handle.seek(0)
-            handle.truncate()
+    return ownership.hold(project, LOCK, lambda owner: (
+        f"This search is already running in process PID {owner} (lock {project / LOCK}). "
+        "Wait for it or stop it; another tuner, space or dataset is another search."))
 
 
 def clear(project: Path) -> None:

@@ -22,19 +22,17 @@ that they agree on the epoch before training on.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import keras
 import tensorflow as tf
 
-from cnnkeras import distribute, tracking
+from cnnkeras import distribute, ownership, tracking
 from cnnkeras.config import ExperimentConfig, to_dict
 
 RUN_FILE = "mlflow_run.json"
@@ -62,30 +60,12 @@ def write_dir(root: Path, strategy: tf.distribute.Strategy) -> Path:
     return Path(root) / f"workertemp_{distribute.worker_name(strategy)}"
 
 
-@contextlib.contextmanager
-def claim(directory: Path) -> Iterator[Path]:
-    """Hold ``directory`` (created if missing) for this process, or refuse in one line.
-
-    The lock file keeps the owner's PID for the message; the lock itself is the
-    kernel's, so it goes with the process however it ends and a stale file is no bar.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise ValueError(
-                f"Another process (PID {owner}) is training this same configuration and owns "
-                f"its backup {directory}. Wait for it to finish, or change the config (e.g. "
-                "--set runtime.seed=...) to train a second copy.") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield directory
+def claim(directory: Path) -> contextlib.AbstractContextManager:
+    """Hold ``directory`` (created if missing) for this process, or refuse in one line."""
+    return ownership.hold(directory, LOCK_FILE, lambda owner: (
+        f"Another process (PID {owner}) is training this same configuration and owns "
+        f"its backup {directory}. Wait for it to finish, or change the config (e.g. "
+        "--set runtime.seed=...) to train a second copy."))
 
 
 def fit_callback(root: Path) -> keras.callbacks.BackupAndRestore:
