@@ -25,7 +25,6 @@ from typing import Any, Iterator, Mapping, Optional
 
 import mlflow
 import sqlalchemy
-from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -267,13 +266,12 @@ def _metrics_callback_class() -> type:
     class MetricsCallback(keras.callbacks.Callback):
         """Logs every epoch's ``logs`` (loss, accuracy, val_*) to the run, step = epoch."""
 
-        def __init__(self, run: Run, offset: int = 0):
+        def __init__(self, run: Run):
             super().__init__()
             self.run = run
-            self.offset = offset
 
         def on_epoch_end(self, epoch, logs=None):
-            self.run.log_metrics(dict(logs or {}), step=self.offset + epoch)
+            self.run.log_metrics(dict(logs or {}), step=epoch)
 
     return MetricsCallback
 
@@ -338,10 +336,6 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client().get_metric_history(run_id, key))
 
 
-def run_status(run_id: str) -> str:
-    return client().get_run(run_id).info.status
-
-
 def disable_autolog() -> None:
     """Keep MLflow's Keras/TF autologging out of cnnkeras' own runs.
 
@@ -354,7 +348,7 @@ def disable_autolog() -> None:
 
 
 __all__ = [
-    "Run", "RunStatus", "active", "artifact_dir", "check_store", "client", "create_run",
+    "Run", "active", "artifact_dir", "check_store", "client", "create_run",
     "disable_autolog", "end_orphaned_runs", "end_run", "experiment_id", "find_runs",
-    "reopen_run", "run_status", "tracking_uri",
+    "reopen_run", "tracking_uri",
 ]
