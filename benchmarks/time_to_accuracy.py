@@ -5,6 +5,12 @@ holding ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``). Each m
 trains on the 8,000 (seeded, stratified split), is evaluated on the 2,000 after
 every epoch (evaluation outside the clock), and stops at the target. Every
 repetition uses another seed; the median time is reported.
+
+A model trains with its own recipe when an experiment ``<model>_mnist`` is
+registered (``lenet5_mnist``, ``lenet5_modern_mnist``: builder options,
+optimizer, learning rate, batch size, epochs as the most epochs), else with
+Adam at 1e-3, batch 64, at most 15 epochs. ``--learning-rate``,
+``--batch-size`` and ``--max-epochs`` override every model's.
 """
 
 from __future__ import annotations
@@ -17,8 +23,13 @@ from typing import Optional, Sequence
 import keras
 
 import cnnkeras
+import experiments
 from benchmarks import measure
 from cnnkeras import data, training
+from cnnkeras.config import TrainConfig
+
+FALLBACK = TrainConfig(epochs=15, batch_size=64, optimizer="adam", learning_rate=1e-3)
+SPLIT = data.SplitPlan(validation_fraction=0.0, test_fraction=0.2, seed=0)  # 8,000 / 2,000
 
 
 class UntilAccurate(keras.callbacks.Callback):
@@ -40,13 +51,34 @@ class UntilAccurate(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def one_run(name: str, loaded, args, seed: int) -> dict:
+def recipe(name: str, args) -> dict:
+    """How ``name`` trains: its ``<name>_mnist`` experiment's options and training, else
+    ``FALLBACK``; the command line's learning rate, batch size and epochs on top."""
+    config = experiments.get(f"{name}_mnist") if f"{name}_mnist" in experiments.names() else None
+    train = config.train if config else FALLBACK
+    return {"options": dict(config.model.options) if config else {},
+            "optimizer": train.optimizer,
+            "learning_rate": args.learning_rate or train.learning_rate,
+            "batch_size": args.batch_size or train.batch_size,
+            "max_epochs": args.max_epochs or train.epochs}
+
+
+def recipe_text(how: dict) -> str:
+    options = " ".join(f"{k}={v}" for k, v in how["options"].items())
+    return (f"{how['optimizer']} {how['learning_rate']:g}, batch {how['batch_size']}, "
+            f"<= {how['max_epochs']} epochs {options}").strip()
+
+
+def one_run(name: str, loaded, how: dict, target: float, seed: int) -> dict:
     keras.utils.set_random_seed(seed)
-    model = cnnkeras.build(name, input_shape=loaded.input_shape, num_classes=loaded.num_classes)
-    training.compile_model(model, optimizer="adam", learning_rate=args.learning_rate)
-    clock = UntilAccurate(loaded.test, args.target)
-    model.fit(loaded.train, epochs=args.max_epochs, callbacks=[clock], verbose=0, shuffle=False)
-    reached = clock.accuracies[-1] >= args.target
+    model = cnnkeras.build(name, input_shape=loaded.input_shape, num_classes=loaded.num_classes,
+                           **how["options"])
+    training.compile_model(model, optimizer=how["optimizer"],
+                           learning_rate=how["learning_rate"])
+    clock = UntilAccurate(loaded.test, target)
+    model.fit(loaded.train, epochs=how["max_epochs"], callbacks=[clock], verbose=0,
+              shuffle=False)
+    reached = clock.accuracies[-1] >= target
     return {"seconds": sum(clock.train_seconds) if reached else None,
             "epochs": len(clock.accuracies), "best_accuracy": max(clock.accuracies),
             "reached": reached}
@@ -59,9 +91,12 @@ def parser() -> argparse.ArgumentParser:
                        help="MNIST test set as a dataset spec, e.g. idx:DIR (required to run)")
     parse.add_argument("--models", default="lecture_cnn,lenet5,lenet5_modern")
     parse.add_argument("--target", type=float, default=0.985)
-    parse.add_argument("--max-epochs", type=int, default=15)
-    parse.add_argument("--batch-size", type=int, default=64)
-    parse.add_argument("--learning-rate", type=float, default=1e-3)
+    parse.add_argument("--max-epochs", type=int, default=None,
+                       help="default: the model's recipe (15 without one)")
+    parse.add_argument("--batch-size", type=int, default=None,
+                       help="default: the model's recipe (64 without one)")
+    parse.add_argument("--learning-rate", type=float, default=None,
+                       help="default: the model's recipe (1e-3 without one)")
     measure.common_arguments(parse, repeats=3)
     return parse
 
@@ -70,29 +105,37 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
     args = parser().parse_args(argv)
     report = measure.Report(
         "time_to_accuracy", f"6. Time to {args.target:.1%} test accuracy, MNIST 8,000/2,000",
-        ["model", "seconds_median", "min_max", "epochs", "best_accuracy", "reached"],
+        ["model", "recipe", "seconds_median", "min_max", "epochs", "best_accuracy", "reached"],
         settings={k: v for k, v in vars(args).items() if k != "output"})
     if not args.dataset:
         report.skip("all models", "no --dataset given (e.g. --dataset idx:DIR with the MNIST "
                                   "t10k IDX files); the data is never assumed")
         report.save(args.output)
         return report
-    plan = data.SplitPlan(validation_fraction=0.0, test_fraction=0.2, seed=0)
-    loaded = data.load(args.dataset, image_size=(28, 28), channels=1,
-                       batch_size=args.batch_size, plan=plan)
-    report.notes.append(f"{args.dataset}: {loaded.sizes['train']} training and "
-                        f"{loaded.sizes['test']} test images (real data); models take 28x28 "
-                        "input (LeNet-5's pad layer makes it 32x32, as in the paper).")
+    splits = {}  # batch size -> the split, batched
+
+    def load(batch_size: int):
+        if batch_size not in splits:
+            splits[batch_size] = data.load(args.dataset, image_size=(28, 28), channels=1,
+                                           batch_size=batch_size, plan=SPLIT)
+        return splits[batch_size]
+
+    sizes = load(args.batch_size or FALLBACK.batch_size).sizes
+    report.notes.append(f"{args.dataset}: {sizes['train']} training and {sizes['test']} test "
+                        "images (real data); models take 28x28 input (LeNet-5's pad layer "
+                        "makes it 32x32, as in the paper).")
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         if name not in cnnkeras.list_architectures():
             report.skip(name, "its builder is not registered in cnnkeras yet")
             continue
+        how = recipe(name, args)
+        loaded = load(how["batch_size"])
         for seed in range(args.warmup):  # a short untimed run: thread pools, kernels
-            one_run(name, loaded, argparse.Namespace(**{**vars(args), "max_epochs": 1}),
-                    seed=1000 + seed)
-        runs = [one_run(name, loaded, args, seed) for seed in range(args.repeats)]
+            one_run(name, loaded, {**how, "max_epochs": 1}, args.target, seed=1000 + seed)
+        runs = [one_run(name, loaded, how, args.target, seed) for seed in range(args.repeats)]
         times = [r["seconds"] for r in runs if r["reached"]]
-        report.add(model=name, seconds_median=statistics.median(times) if times else None,
+        report.add(model=name, recipe=recipe_text(how),
+                   seconds_median=statistics.median(times) if times else None,
                    min_max=f"{min(times):.3g}-{max(times):.3g}" if times else "",
                    epochs="/".join(str(r["epochs"]) for r in runs),
                    best_accuracy=max(r["best_accuracy"] for r in runs),

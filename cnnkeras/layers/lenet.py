@@ -8,6 +8,9 @@
 - ``EuclideanRBF`` with ``DigitBitmaps``: the output layer; unit i gives the
   squared distance between its input and a fixed +-1 prototype (a 7x12 bitmap
   of digit i), so lower means more likely.
+- ``RubbishClassPenalty``: the term of the paper's loss (eq. 9) that the
+  cross-entropy of softmax(-y) lacks, as an activity regulariser on the RBF
+  output (see its docstring for the algebra).
 """
 
 from __future__ import annotations
@@ -225,3 +228,30 @@ class EuclideanRBF(keras.layers.Layer):
         config.update(units=self.units, prototype_initializer=keras.initializers.serialize(
             self.prototype_initializer))
         return config
+
+
+@keras.saving.register_keras_serializable(package="cnnkeras")
+class RubbishClassPenalty(keras.regularizers.Regularizer):
+    """The rubbish-class term of eq. (9), log(1 + exp(-j) / sum_i exp(-y_i)), per sample.
+
+    Eq. (9) is E = mean_p [ y_D + log(exp(-j) + sum_i exp(-y_i)) ] over the RBF
+    outputs y (D the correct class). Softmax cross-entropy over -y is
+    y_D + log S with S = sum_i exp(-y_i); the difference,
+    log(exp(-j) + S) - log S = log(1 + exp(-j) / S) = softplus(-j - logsumexp(-y)),
+    does not depend on the label, so it is a loss on the RBF output alone. As the
+    RBF layer's ``activity_regularizer`` it is summed here and divided by the batch
+    size by Keras, which adds it to the compiled loss: the total is eq. (9).
+    """
+
+    def __init__(self, j: float):
+        if not j > 0:
+            raise ValueError(f"RubbishClassPenalty: j must be a positive constant (eq. 9). "
+                             f"Received: j={j!r}")
+        self.j = float(j)
+
+    def __call__(self, distances):
+        distances = ops.cast(distances, "float32")
+        return ops.sum(ops.softplus(-self.j - ops.logsumexp(-distances, axis=-1)))
+
+    def get_config(self):
+        return {"j": self.j}

@@ -1,4 +1,4 @@
-"""LeNet-5's layers against NumPy: subsampling, the C3 connection table, the RBF output."""
+"""LeNet-5's layers against NumPy: subsampling, the C3 connection table, the RBF output and loss."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cnnkeras.layers import (
     ScaledTanh,
     Subsampling2D,
 )
-from cnnkeras.layers.lenet import digit_bitmaps
+from cnnkeras.layers.lenet import RubbishClassPenalty, digit_bitmaps
 
 
 def valid_conv(x, kernel):
@@ -111,3 +111,19 @@ def test_lenet_layers_round_trip_through_a_saved_model(tmp_path):
 def test_connection_table_rejects_maps_the_input_lacks():
     with pytest.raises(ValueError, match="outside 0..2"):
         ConnectionTableConv2D(((0, 5),), 3).build((None, 8, 8, 3))
+
+
+def test_rubbish_class_penalty_is_eq9_minus_the_cross_entropy_by_hand():
+    # y = (2, 2, 2), j = 2: log(1 + e^-2 / (3 e^-2)) = ln(4/3) = 0.2876821 per sample;
+    # y = (0, 4, 8), j = 2: log(1 + e^-2 / (1 + e^-4 + e^-8)) = ln(1.1539864 / 1.0186511)
+    # = 0.1247431. The regulariser sums over the batch (Keras divides by its size).
+    distances = np.array([[2.0, 2.0, 2.0], [0.0, 4.0, 8.0]], "float32")
+    penalty = float(RubbishClassPenalty(j=2.0)(distances))
+    assert penalty == pytest.approx(0.2876821 + 0.1247431, abs=1e-6)
+
+
+def test_rubbish_class_penalty_round_trips_and_rejects_a_non_positive_j():
+    penalty = keras.regularizers.deserialize(keras.regularizers.serialize(RubbishClassPenalty(3.0)))
+    assert isinstance(penalty, RubbishClassPenalty) and penalty.j == 3.0
+    with pytest.raises(ValueError, match="j must be a positive constant"):
+        RubbishClassPenalty(j=0.0)
