@@ -14,8 +14,9 @@ from cnnkeras.training import custom_loop
 
 # Deep members of a family whose shallow sibling runs in the fast suite with the same
 # block types (resnet18: basic blocks and the stem; resnet50's bottlenecks are shared by
-# 101/152): each costs 8-25 s here, so they run with `pytest -m slow`.
-SLOW = {"resnet34", "resnet50", "resnet101", "resnet152"}
+# 101/152), and inception_v3 (its own head is checked in tests/architectures): each costs
+# 8-25 s here, so they run with `pytest -m slow`.
+SLOW = {"resnet34", "resnet50", "resnet101", "resnet152", "inception_v3"}
 
 # Defects this sweep finds in builders and layers maintained elsewhere go here as
 # strict xfails, so a fix turns the test red until the mark is removed.

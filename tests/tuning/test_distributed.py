@@ -48,6 +48,7 @@ def test_the_launcher_refuses_zero_workers(capsys):
     assert "--workers must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 30 s; the chief/worker search runs in the fast suite in the SIGKILL test
 def test_a_chief_and_two_mirrored_workers_log_every_trial_once_under_one_parent(store,
                                                                                tmp_path):
     """Each worker also trains under a MirroredStrategy over two logical CPU devices."""

@@ -103,9 +103,11 @@ def crowded_search(store, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("tuner,overrides,expected", [
     ("random", ("tune.max_trials=3",), 3),
-    ("bayesian", ("tune.max_trials=3",), 3),  # two random, then the Gaussian process
+    # Bayesian and Hyperband (about 10 s each) run with `pytest -m slow`; their search-level
+    # runs stay in the fast suite in tests/tuning/test_search.py.
+    pytest.param("bayesian", ("tune.max_trials=3",), 3, marks=pytest.mark.slow),
     ("grid", ("tune.max_trials=3",), 3),
-    ("hyperband", ("tune.hyperband_max_epochs=2",), 2),
+    pytest.param("hyperband", ("tune.hyperband_max_epochs=2",), 2, marks=pytest.mark.slow),
 ])
 def test_a_crowded_space_trains_every_trial_under_each_tuner(crowded_search, store, capsys,
                                                              tuner, overrides, expected):
