@@ -11,9 +11,9 @@ status. Multi-worker training (here) stops all at any failure; distributed tunin
 --strategy multi_worker`` picks N free ports on 127.0.0.1, gives worker i the
 ``TF_CONFIG`` a machine of a real cluster would have (the same cluster, task
 index i), starts the processes, prints their output line by line prefixed with
-``[worker i]`` and exits with the first non-zero status if any worker fails,
-stopping the others (a worker whose peer died would otherwise wait in a
-collective). Run the same command again to resume from the workers' backups.
+``[worker i]`` and exits with the first non-zero status if any worker fails.
+The survivors get ``SURVIVOR_SECONDS`` to notice the lost peer themselves (their
+runs end FAILED with one line saying so); whoever still runs then is stopped. Run the same command again to resume from the workers' backups.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ import time
 from typing import Callable, Mapping, Optional, Sequence, TextIO
 
 GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL when stopping, for every launcher
+# How long a cluster's survivors get to notice a lost peer on their own (TensorFlow's
+# coordination service misses its heartbeats after ~10 s), end their runs FAILED and leave
+# with one line, before the launcher stops them.
+SURVIVOR_SECONDS = 60.0
 POLL_SECONDS = 0.1
 
 # A policy gets a process's name and return code (negative: killed by that signal) and
@@ -188,7 +192,13 @@ def launch(command: Sequence[str], *, workers: int, host: str = "127.0.0.1",
         for index in range(workers):
             supervisor.start(f"worker {index}", command, {
                 **os.environ, **(env or {}), "TF_CONFIG": json.dumps(tf_config(addresses, index))})
-        return supervisor.watch(stop_on_failure(supervisor))
+        status = supervisor.watch(stop_on_failure(supervisor))
+        survivors = supervisor.running()
+        if status not in (0, 130) and survivors:
+            supervisor.say(f"waiting up to {SURVIVOR_SECONDS:.0f} s for {', '.join(survivors)} "
+                           "to notice and leave")
+            supervisor.wait(SURVIVOR_SECONDS)
+        return status
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
