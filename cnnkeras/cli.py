@@ -136,7 +136,7 @@ def _ui(sub):
                              "loopback, so other machines are not refused with 403)")
 
     def handler(args):
-        from cnnkeras import dashboard
+        from cnnkeras.tracking import dashboard
 
         return dashboard.serve(host=args.host, port=args.port, workers=args.workers,
                                allowed_hosts=args.allowed_hosts)
@@ -157,7 +157,7 @@ def _compare(sub):
     def handler(args):
         from pathlib import Path
 
-        from cnnkeras import compare
+        from cnnkeras.tracking import compare
 
         comparison = compare.load(args.experiments, args.metric)
         files = compare.write(comparison, Path(args.output_dir), args.top)

@@ -13,7 +13,8 @@ status. Multi-worker training (here) stops all at any failure; distributed tunin
 index i), starts the processes, prints their output line by line prefixed with
 ``[worker i]`` and exits with the first non-zero status if any worker fails.
 The survivors get ``SURVIVOR_SECONDS`` to notice the lost peer themselves (their
-runs end FAILED with one line saying so); whoever still runs then is stopped. Run the same command again to resume from the workers' backups.
+runs end FAILED with one line saying so); whoever still runs then is stopped.
+Run the same command again to resume from the workers' backups.
 """
 
 from __future__ import annotations

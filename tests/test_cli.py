@@ -29,7 +29,7 @@ def test_help_of_every_subcommand_and_list_import_no_tensorflow():
 
 
 def test_compare_and_the_dashboard_need_no_tensorflow():
-    loaded = modules_after("from cnnkeras import compare, dashboard")
+    loaded = modules_after("from cnnkeras.tracking import compare, dashboard")
     assert loaded["tensorflow"] is False and loaded["keras"] is False
     assert loaded["mlflow"] is True  # they do read the store
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cnnkeras import compare, dashboard
+from cnnkeras.tracking import compare, dashboard
 from cnnkeras.cli import main
 from cnnkeras.inspection import viz
 

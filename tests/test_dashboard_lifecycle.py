@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnkeras import dashboard
+from cnnkeras.tracking import dashboard
 
 
 def processes() -> dict[int, tuple[int, int, str]]:

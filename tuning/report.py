@@ -18,6 +18,7 @@ import pandas as pd
 
 from cnnkeras import tracking
 from cnnkeras.inspection import viz
+from cnnkeras.tracking import schema
 
 ORACLE = "oracle.json"
 BACKUP = "oracle.json.good"
@@ -71,9 +72,8 @@ def trial_table(oracle, exp_id: str, parent_run_id: str) -> pd.DataFrame:
     receive its workers' messages), else the last line of the oracle's message.
     """
     runs = {
-        run.data.tags.get("trial_id"): run
-        for run in tracking.find_runs(
-            exp_id, f"tags.`{tracking.PARENT_TAG}` = '{parent_run_id}'", max_results=5000)
+        run.data.tags.get(schema.TRIAL_ID_TAG): run
+        for run in tracking.find_runs(exp_id, schema.children_of(parent_run_id), max_results=5000)
     }
     rows = []
     for trial_id, trial in sorted(oracle.trials.items(), key=lambda item: trial_order(item[0])):
@@ -81,7 +81,7 @@ def trial_table(oracle, exp_id: str, parent_run_id: str) -> pd.DataFrame:
         message = (trial.message or "").strip().splitlines()
         reason = re.sub(r"^[\w.]+(Error|Exception): ", "", message[-1]) if message else ""
         if run is not None and trial.status != "COMPLETED":
-            reason = run.data.tags.get("failure_reason", reason)
+            reason = run.data.tags.get(schema.FAILURE_REASON_TAG, reason)
         rows.append({
             "trial_id": trial_id,
             "status": trial.status,

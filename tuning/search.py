@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -28,65 +27,19 @@ import tensorflow as tf
 from keras_tuner.errors import FailedTrialError
 
 from cnnkeras import distribute, tracking, training
-from cnnkeras.config import ExperimentConfig, flatten, to_json
+from cnnkeras.config import ExperimentConfig, to_json
 from cnnkeras.geometry import GeometryError
+from cnnkeras.tracking import schema
 from tuning import distributed, oracles, project, report
 from tuning.spaces import SPACES, search_config
-
-SEARCH_TAG = "cnnkeras.search_dir"
-TRIAL_TAG = "trial_id"
-EXECUTION_TAG = "execution"
-CONTINUES_TAG = "continues_trial"  # Hyperband: the trial whose weights this one trains on
-PARENT_WAIT_SECONDS = 120
-
-
-class SearchTracker:
-    """Finds or creates the MLflow runs of one search: the parent, trials, executions."""
-
-    def __init__(self, config: ExperimentConfig, exp_id: str, parent: tracking.Run,
-                 train_size: int):
-        self.config, self.exp_id, self.parent = config, exp_id, parent
-        self.prefix = training.run_name(config)
-        self.train_size = train_size  # examples per epoch, for images per second
-
-    def find(self, tags: dict, parent_id: str):
-        """The MLflow run under ``parent_id`` with ``tags``, or None."""
-        clauses = [f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'"]
-        clauses += [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
-        found = tracking.find_runs(self.exp_id, " and ".join(clauses), max_results=1)
-        return found[0] if found else None
-
-    def child(self, tags: dict, name: str, parent_id: str) -> tracking.Run:
-        found = self.find(tags, parent_id)
-        if found:
-            return tracking.reopen_run(found.info.run_id)
-        return tracking.create_run(self.exp_id, name=name, parent=parent_id, tags={
-            "architecture": self.config.model.architecture,
-            "dataset": self.config.data.dataset, "cnnkeras.kind": "trial", **tags,
-        })
-
-    def trial_run(self, trial) -> tracking.Run:
-        """The trial's run: created on its first attempt, reopened when it is re-run."""
-        tags = {TRIAL_TAG: trial.trial_id, "trial_status": "RUNNING"}
-        if distributed.role():
-            tags["tuner_id"] = os.environ[distributed.TUNER_ID]
-        values = trial.hyperparameters.values
-        if "tuner/trial_id" in values:
-            tags[CONTINUES_TAG] = values["tuner/trial_id"]
-        run = self.child({TRIAL_TAG: trial.trial_id}, f"{self.prefix} trial {trial.trial_id}",
-                         self.parent.run_id)
-        run.set_tags(tags)
-        return run
-
-    def recorded_params(self, trial_id: str) -> Optional[dict]:
-        """The params of trial ``trial_id``'s run under this search, if it has one."""
-        found = self.find({TRIAL_TAG: trial_id}, self.parent.run_id)
-        return dict(found.data.params) if found else None
-
-    def execution_run(self, trial, execution: int, trial_run: tracking.Run) -> tracking.Run:
-        return self.child({TRIAL_TAG: trial.trial_id, EXECUTION_TAG: execution},
-                          f"{self.prefix} trial {trial.trial_id} execution {execution}",
-                          trial_run.run_id)
+from tuning.tracker import (
+    SearchTracker,
+    TrialRecorder,
+    log_histories,
+    log_search_config,
+    log_speed,
+    parent_run,
+)
 
 
 class CnnHyperModel(kt.HyperModel):
@@ -117,41 +70,6 @@ class CnnHyperModel(kt.HyperModel):
         return self.trial.fit(model, *args, verbose=self.verbose, **kwargs)
 
 
-class TrialRecorder:
-    """One trial's MLflow side: its run, the model's facts, one nested run per execution."""
-
-    def __init__(self, tracker: SearchTracker, trial, run: tracking.Run, executions: int):
-        self.tracker, self.trial, self.run = tracker, trial, run
-        self.executions, self.execution = executions, 0
-
-    def fit(self, model, *args, **kwargs):
-        self.execution += 1
-        if self.execution == 1:
-            self.run.log_params(training.model_facts(model))
-        if self.executions == 1:
-            return fit_in_run(model.fit, self.run, *args, **kwargs)
-        run = self.tracker.execution_run(self.trial, self.execution, self.run)
-        with tracking.active(run):
-            return fit_in_run(model.fit, run, *args, **kwargs)
-
-
-def fit_in_run(fit, run: tracking.Run, *args, **kwargs):
-    """Call ``fit`` with the run's metrics callback added to ``callbacks``."""
-    kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [run.callback()]
-    return fit(*args, **kwargs)
-
-
-def log_histories(run: tracking.Run, histories, objective: str) -> None:
-    """Final and best values of every metric, averaged over executions."""
-    histories = [h.history if hasattr(h, "history") else h for h in histories]
-    finals, bests = {}, {}
-    for name in histories[0]:
-        finals[f"final_{name}"] = sum(h[name][-1] for h in histories) / len(histories)
-        pick = min if "loss" in name else max
-        bests[f"best_{name}"] = sum(pick(h[name]) for h in histories) / len(histories)
-    run.log_metrics({**finals, **bests, "epochs_run": len(histories[0][objective])})
-
-
 def trial_config(space, trial, base: ExperimentConfig) -> ExperimentConfig:
     """The config a trial trains: its space's, with Hyperband's epoch budget when it sets one."""
     config = space(trial.hyperparameters, base)
@@ -166,13 +84,6 @@ def failure_reason(err: Exception) -> str:
     """What a FAILED trial's run shows: the message, with the error type unless it is ours."""
     text = str(err) if isinstance(err, FailedTrialError) else f"{type(err).__name__}: {err}"
     return text[:5000]
-
-
-def log_speed(run: tracking.Run, histories, train_size: int, seconds: float) -> None:
-    """Wall time of the trial and training images per second over all its epochs."""
-    epochs = sum(len((h.history if hasattr(h, "history") else h)["loss"]) for h in histories)
-    run.log_metrics({"train_seconds": seconds,
-                     "images_per_second": train_size * epochs / max(seconds, 1e-9)})
 
 
 class TrackedTuner(kt.Tuner):
@@ -212,14 +123,15 @@ class TrackedTuner(kt.Tuner):
             histories = super().run_trial(trial, *args, **kwargs)
         except Exception as err:
             self.failure = failure_reason(err)
-            run.set_tags({"trial_status": "FAILED", "failure_reason": self.failure})
+            run.set_tags({schema.TRIAL_STATUS_TAG: "FAILED",
+                          schema.FAILURE_REASON_TAG: self.failure})
             raise
         except BaseException:  # Ctrl-C, SIGTERM: the run ends KILLED, re-run on resume
-            run.set_tags({"trial_status": "KILLED"})
+            run.set_tags({schema.TRIAL_STATUS_TAG: "KILLED"})
             raise
         log_histories(run, histories, self.oracle.objective.name)
         log_speed(run, histories, self.tracker.train_size, time.perf_counter() - started)
-        run.set_tags({"trial_status": "COMPLETED"})
+        run.set_tags({schema.TRIAL_STATUS_TAG: "COMPLETED"})
         return histories
 
     def on_trial_begin(self, trial):
@@ -295,56 +207,9 @@ def make_tuner(config: ExperimentConfig, hypermodel: CnnHyperModel, strategy,
                          ) from None
 
 
-def search_name(config: ExperimentConfig) -> str:
-    """``<arch> <dataset> search (<tuner>[, space S], <start time>)``: searches told apart."""
-    space = "" if config.tune.space == config.model.architecture else f", space {config.tune.space}"
-    return (f"{training.run_name(config)} search ({config.tune.tuner}{space}, "
-            f"{time.strftime('%Y-%m-%d %H:%M')})")
-
-
-def parent_run(config: ExperimentConfig, exp_id: str, search_dir: str) -> tracking.Run:
-    """The search's parent run: reopened when this search ran before, else created.
-
-    A worker in chief/worker mode waits for the chief to create (or reopen) it.
-    """
-    query = f"tags.`{SEARCH_TAG}` = '{search_dir}'"
-    worker = distributed.role() == "worker"
-    if worker:
-        query += " and attributes.status = 'RUNNING'"
-    deadline = time.monotonic() + (PARENT_WAIT_SECONDS if worker else 0)
-    while True:
-        found = tracking.find_runs(exp_id, query, max_results=1)
-        if found and (worker or not config.tune.overwrite):
-            run = tracking.Run(found[0].info.run_id)
-            return run if worker else tracking.reopen_run(run.run_id)
-        if not worker:
-            break
-        if time.monotonic() > deadline:
-            raise ValueError(f"No search run for {search_dir} appeared: is the chief running?")
-        time.sleep(1)
-    return tracking.create_run(exp_id, name=search_name(config), tags={
-        SEARCH_TAG: search_dir, "architecture": config.model.architecture,
-        "dataset": config.data.dataset, "cnnkeras.kind": "search", "tuner": config.tune.tuner,
-        "space": config.tune.space,
-    })
-
-
 def quiet_kerastuner() -> None:
     # Hyperband continues a trial from its weights file, which holds no optimizer state yet.
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-
-
-def log_search_config(parent: tracking.Run, config: ExperimentConfig, strategy, sizes) -> None:
-    """The resolved config (params and ``config.json``), replicas and split sizes.
-
-    The budget may grow when a search is resumed: it is the tag ``tune.max_trials``
-    (MLflow params cannot change), and ``config.json`` is rewritten each time.
-    """
-    params = {k: v for k, v in flatten(config).items() if k != "tune.max_trials"}
-    parent.log_params({**params, "replicas": strategy.num_replicas_in_sync,
-                       **{f"data.size.{k}": v for k, v in sizes.items()}})
-    parent.set_tags({"tune.max_trials": config.tune.max_trials})
-    parent.log_dict(json.loads(to_json(config)), "config.json")  # as a training run's
 
 
 @dataclasses.dataclass(frozen=True)

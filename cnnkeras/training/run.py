@@ -27,6 +27,7 @@ import cnnkeras
 from cnnkeras import data, distribute, tracking
 from cnnkeras.config import ExperimentConfig, flatten, to_json
 from cnnkeras.inspection import viz
+from cnnkeras.tracking import schema
 from cnnkeras.training import checkpoints
 from cnnkeras.training.compile import build_model, check_labels_fit_task, model_facts, summary_text
 from cnnkeras.training.loops import loop_for
@@ -95,10 +96,11 @@ def open_run(config: ExperimentConfig, loop, resumed: int, tags: Optional[dict])
     suffix = "multi-worker" if loop.route == "custom_loop" else ""
     run = checkpoints.continue_run(loop.root, resumed) or tracking.create_run(
         exp_id, name=run_name(config, suffix), tags={
-            "architecture": config.model.architecture, "dataset": config.data.dataset,
-            "cnnkeras.kind": "train", "cnnkeras.route": loop.route, **(tags or {})})
+            schema.ARCHITECTURE_TAG: config.model.architecture,
+            schema.DATASET_TAG: config.data.dataset, schema.KIND_TAG: schema.TRAIN,
+            schema.ROUTE_TAG: loop.route, **(tags or {})})
     checkpoints.remember_run(loop.root, run.run_id)
-    run.set_tags({"cnnkeras.resumed_from_epoch": resumed})
+    run.set_tags({schema.RESUMED_TAG: resumed})
     return run
 
 

@@ -22,6 +22,7 @@ from unittest import mock
 from urllib.parse import urlencode
 
 from cnnkeras import tracking, watchdog
+from cnnkeras.tracking import schema
 
 # MLflow 3.17 opens an experiment in its GenAI view unless asked for the training-runs view.
 VIEW = "workflowType=machine_learning"
@@ -101,15 +102,15 @@ def latest_search(experiments=None) -> Optional[Search]:
     newest = None
     for experiment in experiments:
         for run in tracking.find_runs(experiment.experiment_id,
-                                      "tags.`cnnkeras.kind` = 'search'", max_results=1):
+                                      schema.kind_is(schema.SEARCH), max_results=1):
             if newest is None or run.info.start_time > newest.info.start_time:
                 newest = run
     if newest is None:
         return None
     trials = tracking.find_runs(
         newest.info.experiment_id,
-        f"tags.`{tracking.PARENT_TAG}` = '{newest.info.run_id}' "
-        "and attributes.status = 'FINISHED'", max_results=1000)
+        schema.all_of(schema.children_of(newest.info.run_id), schema.FINISHED),
+        max_results=1000)
     return Search(newest, tuple(trials))
 
 
@@ -157,7 +158,7 @@ def search_view_state(search: Search, varied: list[str]) -> dict:
                     ("cnnkeras-model-metrics", "Model metrics", {}),
                     ("cnnkeras-system-metrics", "System metrics", {}))]
     return {
-        "searchFilter": f"tags.`{tracking.PARENT_TAG}` = '{search.run.info.run_id}'",
+        "searchFilter": schema.children_of(search.run.info.run_id),
         "orderByKey": column("metrics", search.score),
         "orderByAsc": lower_is_better(search.objective),
         "selectedColumns": columns,

@@ -15,12 +15,12 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from cnnkeras import dashboard, tracking
-from cnnkeras.dashboard import lower_is_better
+from cnnkeras import tracking
 from cnnkeras.inspection import viz
+from cnnkeras.tracking import dashboard, schema
+from cnnkeras.tracking.dashboard import lower_is_better
 
 COMPARISONS = "cnnkeras-comparisons"
-TRAINED = ("train", "trial", "transfer")
 COLUMNS = ("run_name", "experiment", "architecture", "dataset", "parameters",
            "flops_per_image", "images_per_second", "wall_seconds")
 
@@ -54,8 +54,8 @@ def run_row(run, experiment_name: str, metric: str) -> dict:
     params, tags = run.data.params, run.data.tags
     return {
         "run_id": run.info.run_id, "run_name": run.info.run_name,
-        "experiment": experiment_name, "kind": tags.get("cnnkeras.kind"),
-        "architecture": tags.get("architecture"), "dataset": tags.get("dataset"),
+        "experiment": experiment_name, "kind": tags.get(schema.KIND_TAG),
+        "architecture": tags.get(schema.ARCHITECTURE_TAG), "dataset": tags.get(schema.DATASET_TAG),
         "parameters": pd.to_numeric(params.get("parameters"), errors="coerce"),
         "flops_per_image": pd.to_numeric(params.get("flops_per_image"), errors="coerce"),
         "images_per_second": run.data.metrics.get("images_per_second"),
@@ -73,7 +73,7 @@ def load(names: Sequence[str] = (), metric: str = "val_accuracy") -> Comparison:
     for experiment in experiments:
         for run in tracking.find_runs(experiment.experiment_id,
                                       "attributes.status = 'FINISHED'", max_results=5000):
-            if run.data.tags.get("cnnkeras.kind") not in TRAINED:
+            if run.data.tags.get(schema.KIND_TAG) not in schema.TRAINED_KINDS:
                 continue
             seen_metrics |= set(run.data.metrics)
             if metric in run.data.metrics:
@@ -166,7 +166,7 @@ def log(files: Sequence[Path], names: Sequence[str], metric: str) -> str:
     """A run in the comparisons experiment holding the files; returns its id."""
     run = tracking.create_run(tracking.experiment_id(COMPARISONS),
                               name=f"compare {', '.join(names) or 'all'} by {metric}",
-                              tags={"cnnkeras.kind": "compare", "metric": metric})
+                              tags={schema.KIND_TAG: schema.COMPARE, "metric": metric})
     with tracking.active(run):
         run.log_params({"experiments": ",".join(names) or "all", "metric": metric})
         for path in files:

@@ -1,8 +1,4 @@
-"""Every MLflow call cnnkeras makes lives here.
-
-Runs are created through ``MlflowClient`` with explicit run ids, never through
-the fluent "active run", so nested trial runs, resumed runs and any
-``mlflow.autolog`` a user switched on cannot log into each other.
+"""The tracking store: which one, checked before MLflow opens it, and its experiments.
 
 A SQLite store is checked before MLflow opens it (MLflow would retry for minutes
 and then raise a traceback), and created under a file lock, so commands starting
@@ -13,27 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import json
 import logging
 import os
 import socket
-import tempfile
-import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Optional
 
 import mlflow
 import sqlalchemy
 from mlflow.tracking import MlflowClient
 
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"
-PARENT_TAG = "mlflow.parentRunId"
-PID_TAG = "cnnkeras.pid"
-HOST_TAG = "cnnkeras.host"
-MAX_PARAM_LENGTH = 6000
-BATCH = 100
+from cnnkeras.tracking.schema import (
+    ENDED_BY_TAG,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    HOST_TAG,
+    PID_TAG,
+    RUNNING,
+    TRIAL_STATUS_TAG,
+)
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 USE_ANOTHER_STORE = "Set MLFLOW_TRACKING_URI to a writable sqlite:///PATH or a tracking server."
 _opened_stores: set[str] = set()  # SQLite URIs this process has checked and opened
@@ -192,7 +187,7 @@ def end_orphaned_runs(exp_id: str) -> list[str]:
     mlflow_client = client()
     ended = []
     host = socket.gethostname()
-    for run in mlflow_client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'",
+    for run in mlflow_client.search_runs([exp_id], filter_string=RUNNING,
                                          max_results=5000):
         tags = run.data.tags
         if tags.get(HOST_TAG) != host or PID_TAG not in tags:
@@ -200,155 +195,14 @@ def end_orphaned_runs(exp_id: str) -> list[str]:
         pid = int(tags[PID_TAG])
         if pid != os.getpid() and not _alive(pid):
             mlflow_client.set_terminated(run.info.run_id, status="KILLED")
-            mlflow_client.set_tag(run.info.run_id, "cnnkeras.ended_by",
-                                  "cleanup after process died")
-            if tags.get("trial_status") == "RUNNING":  # a search trial cut off mid-way
-                mlflow_client.set_tag(run.info.run_id, "trial_status", "KILLED")
+            mlflow_client.set_tag(run.info.run_id, ENDED_BY_TAG, "cleanup after process died")
+            if tags.get(TRIAL_STATUS_TAG) == "RUNNING":  # a search trial cut off mid-way
+                mlflow_client.set_tag(run.info.run_id, TRIAL_STATUS_TAG, "KILLED")
             ended.append(run.info.run_id)
     return ended
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        value = ",".join(str(v) for v in value)
-    text = str(value)
-    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
-
-
-class Run:
-    """One MLflow run, addressed by id; what a training or tuning step records."""
-
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-        self.client = client()
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        existing = self.client.get_run(self.run_id).data.params
-        items = [
-            mlflow.entities.Param(k, _param_text(v)) for k, v in params.items()
-            if k not in existing and v is not None
-        ]
-        for start in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, params=items[start: start + BATCH])
-
-    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
-        stamp = int(time.time() * 1000)
-        items = [
-            mlflow.entities.Metric(k, float(v), stamp, step or 0)
-            for k, v in metrics.items() if v is not None
-        ]
-        for start in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, metrics=items[start: start + BATCH])
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
-
-    def log_artifact(self, path, artifact_path: Optional[str] = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
-
-    def log_text(self, text: str, name: str) -> None:
-        self.client.log_text(self.run_id, text, name)
-
-    def log_dict(self, value: dict, name: str) -> None:
-        self.client.log_text(self.run_id, json.dumps(value, indent=2, sort_keys=True,
-                                                     default=str), name)
-
-    def callback(self):
-        """A Keras callback logging every epoch's metrics to this run."""
-        return _metrics_callback_class()(self)
-
-
-@functools.cache
-def _metrics_callback_class() -> type:
-    import keras  # TensorFlow loads for training only, not for `compare` or `ui`
-
-    class MetricsCallback(keras.callbacks.Callback):
-        """Logs every epoch's ``logs`` (loss, accuracy, val_*) to the run, step = epoch."""
-
-        def __init__(self, run: Run):
-            super().__init__()
-            self.run = run
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.run.log_metrics(dict(logs or {}), step=epoch)
-
-    return MetricsCallback
-
-
-def create_run(exp_id: str, *, name: str, tags: Optional[Mapping[str, Any]] = None,
-               parent: Optional[str] = None) -> Run:
-    all_tags = {PID_TAG: os.getpid(), HOST_TAG: socket.gethostname(), **(tags or {})}
-    if parent:
-        all_tags[PARENT_TAG] = parent
-    created = client().create_run(exp_id, run_name=name,
-                                  tags={k: str(v) for k, v in all_tags.items()})
-    return Run(created.info.run_id)
-
-
-def reopen_run(run_id: str) -> Run:
-    """Continue an existing run in this process (status RUNNING again, this pid)."""
-    run = Run(run_id)
-    run.client.update_run(run_id, status="RUNNING")
-    run.set_tags({PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()})
-    return run
-
-
-def end_run(run: Run, status: str = "FINISHED") -> None:
-    run.client.set_terminated(run.run_id, status=status)
-
-
-@contextlib.contextmanager
-def active(run: Run) -> Iterator[Run]:
-    """End ``run`` FINISHED, FAILED on an error, KILLED on Ctrl-C or SIGTERM."""
-    try:
-        yield run
-    except (KeyboardInterrupt, SystemExit):
-        end_run(run, "KILLED")
-        raise
-    except BaseException as err:
-        run.set_tags({"cnnkeras.error": f"{type(err).__name__}: {err}"[:5000]})
-        end_run(run, "FAILED")
-        raise
-    else:
-        end_run(run, "FINISHED")
-
-
-@contextlib.contextmanager
-def artifact_dir() -> Iterator[Path]:
-    """A temporary folder for files that are logged and then not needed locally."""
-    with tempfile.TemporaryDirectory(prefix="cnnkeras-") as folder:
-        yield Path(folder)
-
-
-def find_runs(exp_id: str, filter_string: str = "", max_results: int = 1000):
-    return client().search_runs([exp_id], filter_string=filter_string, max_results=max_results)
 
 
 def cnnkeras_experiments() -> list:
     """The store's live experiments that cnnkeras created (tagged as model training)."""
     return [e for e in client().search_experiments()
             if e.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND]
-
-
-def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
-    """(step, value) pairs of one metric of one run, in step order."""
-    return sorted((m.step, m.value) for m in client().get_metric_history(run_id, key))
-
-
-def disable_autolog() -> None:
-    """Keep MLflow's Keras/TF autologging out of cnnkeras' own runs.
-
-    ``mlflow.autolog()`` switches on both flavours; each would open a run of its
-    own per ``fit`` (or log into whatever run is active), beside the tracked ones.
-    """
-    for flavour in ("tensorflow", "keras"):
-        with contextlib.suppress(Exception):
-            getattr(mlflow, flavour).autolog(disable=True)
-
-
-__all__ = [
-    "Run", "active", "artifact_dir", "check_store", "client", "create_run",
-    "disable_autolog", "end_orphaned_runs", "end_run", "experiment_id", "find_runs",
-    "reopen_run", "tracking_uri",
-]
