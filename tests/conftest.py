@@ -21,6 +21,18 @@ def tracking_store(tmp_path, monkeypatch) -> str:
     return uri
 
 
+@pytest.fixture
+def artifact_paths():
+    """``walk(client, run_id) -> [path, ...]``: every artifact file of a run, folders walked."""
+    def walk(client, run_id, path=None):
+        found = []
+        for item in client.list_artifacts(run_id, path):
+            found.extend(walk(client, run_id, item.path) if item.is_dir else [item.path])
+        return found
+
+    return walk
+
+
 def shared_data(name: str) -> Path:
     """A folder of the real data beside the checkout; the test is skipped when it is absent."""
     path = SHARED_DATA / name

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cnnkeras.tracking import compare, dashboard
 from cnnkeras.cli import main
 from cnnkeras.inspection import viz
+from cnnkeras.tracking import compare, dashboard
 
 
 @pytest.fixture
@@ -20,14 +20,8 @@ def store(searched_store, monkeypatch, tmp_path):
     return uri
 
 
-def artifact_paths(client, run_id, path=None):
-    found = []
-    for item in client.list_artifacts(run_id, path):
-        found.extend(artifact_paths(client, run_id, item.path) if item.is_dir else [item.path])
-    return found
-
-
-def test_compare_ranks_trials_and_training_runs_and_logs_a_comparison_run(store, capsys):
+def test_compare_ranks_trials_and_training_runs_and_logs_a_comparison_run(
+        store, capsys, artifact_paths):
     assert main(["compare", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     names = [row["run_name"] for row in rows]

@@ -21,14 +21,7 @@ def only_run(uri, experiment="cnnkeras-train"):
     return client, exp, runs[0]
 
 
-def artifact_paths(client, run_id, path=None):
-    found = []
-    for item in client.list_artifacts(run_id, path):
-        found.extend(artifact_paths(client, run_id, item.path) if item.is_dir else [item.path])
-    return found
-
-
-def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys):
+def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys, artifact_paths):
     code = main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
                  "--set", "runtime.verbose=0"])
     assert code == 0

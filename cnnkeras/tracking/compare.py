@@ -71,8 +71,8 @@ def load(names: Sequence[str] = (), metric: str = "val_accuracy") -> Comparison:
     experiments = pick_experiments(names)
     rows, seen_metrics = [], set()
     for experiment in experiments:
-        for run in tracking.find_runs(experiment.experiment_id,
-                                      "attributes.status = 'FINISHED'", max_results=5000):
+        for run in tracking.find_runs(experiment.experiment_id, schema.FINISHED,
+                                      max_results=5000):
             if run.data.tags.get(schema.KIND_TAG) not in schema.TRAINED_KINDS:
                 continue
             seen_metrics |= set(run.data.metrics)

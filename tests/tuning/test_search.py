@@ -34,13 +34,6 @@ def children(client, result, parent_id=None):
                               f"tags.`mlflow.parentRunId` = '{parent_id}'")
 
 
-def artifacts(client, run_id, path=None):
-    found = []
-    for item in client.list_artifacts(run_id, path):
-        found.extend(artifacts(client, run_id, item.path) if item.is_dir else [item.path])
-    return found
-
-
 # a user's option the space leaves alone (pool_size) and one it varies (dropout)
 USER_OPTIONS = ("model.options.pool_size=3", "model.options.dropout=0.5")
 
@@ -142,11 +135,11 @@ def test_each_trial_logs_its_hyperparameters_config_parameter_count_and_metrics(
             assert metrics["final_val_accuracy"] == pytest.approx(rows.loc[trial_id, "score"])
 
 
-def test_the_parent_holds_the_trial_table_the_plot_and_the_best_trial(three_trials):
+def test_the_parent_holds_the_trial_table_the_plot_and_the_best_trial(three_trials, artifact_paths):
     client, result, folder, _ = three_trials
     parent = client.get_run(result.parent_run_id)
     assert {"trials.csv", "plots/parallel_coordinates.png", "config.json"} <= set(
-        artifacts(client, parent.info.run_id))
+        artifact_paths(client, parent.info.run_id))
     table = list(csv.DictReader(open(client.download_artifacts(
         parent.info.run_id, "trials.csv", str(folder)))))
     assert [row["trial_id"] for row in table] == ["0", "1", "2"]
