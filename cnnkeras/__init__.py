@@ -11,24 +11,14 @@ def build(name: str, *, input_shape, num_classes: int, **options):
     """Build the registered architecture ``name`` as a ``keras.Model``.
 
     Unknown names raise ``ValueError`` listing the known ones; ``options`` are
-    the builder's keyword options (filters, kernel sizes, strides, ...).
+    the builder's keyword options (filters, kernel sizes, strides, ...), checked
+    and renamed by ``cnnkeras.architectures.options.resolve_options``.
     """
+    from cnnkeras.architectures.options import resolve_options
     from cnnkeras.registry import ARCHITECTURES  # imports only the family of ``name``
 
-    builder = ARCHITECTURES.get(name)
-    params = inspect.signature(builder).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return builder(tuple(input_shape), int(num_classes), **options)
-    accepted = [
-        p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"{name} has no option(s) {', '.join(unknown)}. "
-            f"Valid options: {', '.join(accepted) or 'none'}."
-        )
-    return builder(tuple(input_shape), int(num_classes), **options)
+    options = resolve_options(name, options)
+    return ARCHITECTURES.get(name)(tuple(input_shape), int(num_classes), **options)
 
 
 def default_input_shape(name: str) -> tuple:

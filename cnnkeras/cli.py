@@ -46,7 +46,11 @@ def resolve_config(config, args, **fields):
     for flag, key in (("strategy", "runtime.strategy"), ("precision", "runtime.precision")):
         if getattr(args, flag, None):
             pairs.append(f"{key}={getattr(args, flag)}")
-    return apply_overrides(config, pairs + list(args.overrides))
+    config = apply_overrides(config, pairs + list(args.overrides))
+    from cnnkeras.architectures.options import resolve_options  # checked before anything runs
+
+    options = resolve_options(config.model.architecture, config.model.options)
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
 
 
 def start_runtime(config):

@@ -44,7 +44,7 @@ class Registry(Generic[T]):
         if self._index and self._index.get(name) != module:
             raise ValueError(
                 f"{self.kind} {name!r} is registered by {module}, but the index names "
-                f"{self._index.get(name)}. Add it to the index in cnnkeras/registry.py."
+                f"{self._index.get(name)}. Add it to the {self.kind} index."
             )
         self._items[name] = obj
         self._metadata[name] = dict(metadata)

@@ -50,7 +50,7 @@ def dense_head_space(architecture: str):
     def space(hp, base: ExperimentConfig) -> ExperimentConfig:
         config = with_options(
             base, architecture,
-            fc_units=hp.Choice("fc_units", [256, 1024, 4096]),
+            dense_units=hp.Choice("dense_units", [256, 1024, 4096]),
             dropout=hp.Choice("dropout", [0.5, 0.0, 0.25]),
             lrn=hp.Boolean("lrn", default=True),
         )

@@ -58,7 +58,7 @@ def atrous_segmenter(hp, base: ExperimentConfig) -> ExperimentConfig:
         base, "atrous_segmenter",
         filters=hp.Choice("filters", [16, 32, 48]),
         kernel_sizes=hp.Choice("kernel_size", [3, 5]),
-        rates=RATE_STACKS[hp.Choice("rates", list(RATE_STACKS))],
+        dilation_rates=RATE_STACKS[hp.Choice("dilation_rates", list(RATE_STACKS))],
     )
     return training_knobs(hp, config)
 

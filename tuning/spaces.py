@@ -18,7 +18,15 @@ from cnnkeras.config import ExperimentConfig, ModelConfig
 from cnnkeras.registry import Registry
 
 Space = Callable[..., ExperimentConfig]
-SPACES: Registry[Space] = Registry("search space")
+# space -> the module that registers it, imported when the space is first asked for
+SPACES: Registry[Space] = Registry("search space", index={
+    **dict.fromkeys(("lecture_cnn", "training"), "tuning.spaces"),
+    **dict.fromkeys(("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "alexnet",
+                     "zfnet", "googlenet", "lenet5_modern", "lenet5", "inception_v3"),
+                    "tuning.classic"),
+    **dict.fromkeys(("conv1d_sequence", "conv3d_volume", "atrous_segmenter",
+                     "transpose_decoder", "separable_cnn"), "tuning.nn_variants"),
+})
 
 
 def training_knobs(hp, base: ExperimentConfig) -> ExperimentConfig:
@@ -82,7 +90,15 @@ def architecture_of(space: Space, base: ExperimentConfig) -> str:
 
 
 def search_config(space: Space, config: ExperimentConfig) -> ExperimentConfig:
-    """``config`` with the space's architecture; a warning line for options no trial uses."""
+    """``config`` with the space's architecture and the configured options under today's names.
+
+    The options are checked against the builder before the search starts (an unknown
+    name raises, an old one is renamed with a warning), so every trial merges the
+    space's options into names it can override. A warning line lists options no
+    trial uses.
+    """
+    from cnnkeras.architectures.options import resolve_options  # loads the builders
+
     architecture = architecture_of(space, config)
     if architecture != config.model.architecture:  # e.g. --set tune.space=resnet18
         if config.model.options:
@@ -90,13 +106,11 @@ def search_config(space: Space, config: ExperimentConfig) -> ExperimentConfig:
                   f"{config.model.architecture}; space {config.tune.space} builds "
                   f"{architecture}, so no trial uses them.")
         return dataclasses.replace(config, model=ModelConfig(architecture))
+    options = resolve_options(architecture, config.model.options)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
     overridden = overridden_options(space, config)
     if overridden:
         settings = ", ".join(f"model.options.{k}={v!r}" for k, v in overridden.items())
         print(f"Warning: search space {config.tune.space} varies {', '.join(overridden)}, "
               f"so the configured {settings} is not used by any trial.")
     return config
-
-
-# each module registers its families' spaces: the classics, the tf.nn conv variants
-from tuning import classic, nn_variants  # noqa: E402,F401

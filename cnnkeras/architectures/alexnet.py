@@ -7,9 +7,10 @@ tables below, looped by one builder.
 parameters), ReLU, local response normalisation (k=2, n=5, alpha=1e-4,
 beta=0.75), overlapping 3x3 stride-2 max pooling -> 27x27; conv2 256@5x5 pad 2,
 LRN, pool -> 13x13; conv3 384, conv4 384, conv5 256 @3x3 pad 1, pool -> 6x6x256;
-fc6 4096, fc7 4096 (each with dropout 0.5), fc8 = ``predictions``. 62,378,344
-parameters for 1000 classes. ``groups=2`` builds the paper's two-tower network,
-where conv2, conv4 and conv5 see only the maps on their own GPU: 60,965,224.
+fc6 4096, fc7 4096 (``dense_units``, each with dropout 0.5), fc8 =
+``predictions``. 62,378,344 parameters for 1000 classes. ``groups=2`` builds the
+paper's two-tower network, where conv2, conv4 and conv5 see only the maps on
+their own GPU: 60,965,224.
 
 ``zfnet`` at 224x224x3: conv1 96@7x7 stride 2 (pad 1) -> 110x110, pool -> 55;
 conv2 256@5x5 stride 2 -> 26, pool -> 13; conv3-5 with 512, 1024 and 512
@@ -106,7 +107,7 @@ def classifier(x, num_classes: int, *, units: int, dropout: float):
 
 
 def build_family(variant: str, input_shape, num_classes: int, *, groups: int = 1,
-                 fc_units: int = 4096, dropout: float = 0.5, lrn: bool = True) -> keras.Model:
+                 dense_units: int = 4096, dropout: float = 0.5, lrn: bool = True) -> keras.Model:
     if groups not in (1, 2):
         raise ValueError(f"groups must be 1 (one tower) or 2 (the paper's two towers). "
                          f"Received: groups={groups!r}")
@@ -118,21 +119,21 @@ def build_family(variant: str, input_shape, num_classes: int, *, groups: int = 1
     x = inputs
     for index, stage in enumerate(stages, 1):
         x = conv_stage(x, stage, groups=groups, name=f"conv{index}")
-    outputs = classifier(x, num_classes, units=fc_units, dropout=dropout)
+    outputs = classifier(x, num_classes, units=dense_units, dropout=dropout)
     return keras.Model(inputs, outputs, name=variant)
 
 
 @ARCHITECTURES.register("alexnet", small_input_shape=(67, 67, 3))
 def alexnet(input_shape=(227, 227, 3), num_classes: int = 1000, *, groups: int = 1,
-            fc_units: int = 4096, dropout: float = 0.5, lrn: bool = True) -> keras.Model:
+            dense_units: int = 4096, dropout: float = 0.5, lrn: bool = True) -> keras.Model:
     """AlexNet; ``groups=2`` for the two-tower original (see the module docstring)."""
     return build_family("alexnet", input_shape, num_classes, groups=groups,
-                        fc_units=fc_units, dropout=dropout, lrn=lrn)
+                        dense_units=dense_units, dropout=dropout, lrn=lrn)
 
 
 @ARCHITECTURES.register("zfnet", small_input_shape=(64, 64, 3))
-def zfnet(input_shape=(224, 224, 3), num_classes: int = 1000, *, fc_units: int = 4096,
+def zfnet(input_shape=(224, 224, 3), num_classes: int = 1000, *, dense_units: int = 4096,
           dropout: float = 0.5, lrn: bool = True) -> keras.Model:
     """ZFNet: AlexNet with a 7x7 stride-2 first layer, stride-2 conv2, wider conv3-5."""
-    return build_family("zfnet", input_shape, num_classes, fc_units=fc_units,
+    return build_family("zfnet", input_shape, num_classes, dense_units=dense_units,
                         dropout=dropout, lrn=lrn)

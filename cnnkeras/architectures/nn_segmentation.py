@@ -2,8 +2,8 @@
 
 - ``atrous_segmenter``: a stack of ``NNAtrousConv2D`` with growing rates. Nothing
   pools, so the output keeps the input's size while the receptive field grows
-  to ``receptive_field(kernel_sizes, rates)`` (31 pixels for 3x3 at rates
-  1, 2, 4, 8: a whole 28x28 digit).
+  to ``receptive_field(kernel_sizes, dilation_rates)`` (31 pixels for 3x3 at
+  rates 1, 2, 4, 8: a whole 28x28 digit).
 - ``transpose_decoder``: strided ``Conv2D`` encoder, then ``NNConv2DTranspose``
   decoder blocks mirroring it back up to the input size.
 
@@ -26,9 +26,10 @@ from cnnkeras.layers import NNAtrousConv2D, NNConv2DTranspose
 from cnnkeras.registry import ARCHITECTURES
 
 
-def receptive_field(kernel_sizes: Sequence[int], rates: Sequence[int]) -> int:
+def receptive_field(kernel_sizes: Sequence[int], dilation_rates: Sequence[int]) -> int:
     """Receptive field of stacked stride-1 convs: 1 + sum((k - 1) * rate)."""
-    return 1 + sum((int(k) - 1) * int(r) for k, r in zip(kernel_sizes, rates, strict=True))
+    return 1 + sum((int(k) - 1) * int(r)
+                   for k, r in zip(kernel_sizes, dilation_rates, strict=True))
 
 
 def pixel_classifier(x, num_classes: int):
@@ -40,16 +41,16 @@ def pixel_classifier(x, num_classes: int):
 @ARCHITECTURES.register("atrous_segmenter", small_input_shape=(12, 12, 1), task="segmentation")
 def atrous_segmenter(
     input_shape=(28, 28, 1), num_classes: int = 11, *, filters: IntOrSeq = 32,
-    kernel_sizes: IntOrSeq = 3, rates: IntOrSeq = (1, 2, 4, 8), batch_norm: bool = True,
-    dropout: float = 0.0,
+    kernel_sizes: IntOrSeq = 3, dilation_rates: IntOrSeq = (1, 2, 4, 8),
+    batch_norm: bool = True, dropout: float = 0.0,
 ) -> keras.Model:
-    """Blocks ``block{i}``: atrous conv (rate ``rates[i]``, ``"same"``) -> (BN) -> ReLU.
+    """Blocks ``block{i}``: atrous conv (rate ``dilation_rates[i]``, ``"same"``) -> (BN) -> ReLU.
 
     One block per rate. ``tf.nn.atrous_conv2d`` has no stride and the padding is
     ``"same"`` so every pixel keeps a prediction; the options that vary are
-    filters, kernel sizes and rates.
+    filters, kernel sizes and dilation rates.
     """
-    rates, options = per_block_options(rates, "rates", filters=filters,
+    rates, options = per_block_options(dilation_rates, "dilation_rates", filters=filters,
                                        kernel_sizes=kernel_sizes)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs

@@ -67,7 +67,7 @@ def test_zfnet_shapes_and_parameter_count():
 @pytest.mark.parametrize("name,smallest", [("alexnet", 67), ("zfnet", 53)])
 def test_smallest_input_builds_and_one_less_names_the_failing_layer(name, smallest):
     model = cnnkeras.build(name, input_shape=(smallest, smallest, 3), num_classes=2,
-                           fc_units=8)
+                           dense_units=8)
     assert shape(model, "conv5_pool")[:2] == (1, 1)
     with pytest.raises(ValueError, match="conv5_pool"):
         cnnkeras.build(name, input_shape=(smallest - 1, smallest - 1, 3), num_classes=2)
@@ -80,6 +80,6 @@ def test_alexnet_rejects_three_towers():
 
 def test_alexnet_without_lrn_has_no_lrn_layer():
     model = cnnkeras.build("alexnet", input_shape=(67, 67, 3), num_classes=2, lrn=False,
-                           fc_units=8)
+                           dense_units=8)
     assert not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers)
     assert isinstance(model.get_layer("conv1_pool"), keras.layers.MaxPooling2D)

@@ -58,7 +58,7 @@ def test_branches_take_the_widest_receptive_field():
 def test_two_towers_halve_the_grouped_convolutions_flops():
     flops = [
         {row.name: row.flops for row in layer_table(cnnkeras.build(
-            "alexnet", input_shape=(67, 67, 3), num_classes=2, groups=groups, fc_units=8))}
+            "alexnet", input_shape=(67, 67, 3), num_classes=2, groups=groups, dense_units=8))}
         for groups in (1, 2)
     ]
     assert [flops[1][f"conv{i}_conv"] * 2 for i in (2, 4, 5)] == [

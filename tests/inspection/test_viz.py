@@ -34,7 +34,7 @@ def test_plot_filters_draws_the_first_layer_filters(lecture, tmp_path):
 
 
 def test_rgb_filters_keep_their_colours():
-    model = cnnkeras.build("alexnet", input_shape=(67, 67, 3), num_classes=2, fc_units=8)
+    model = cnnkeras.build("alexnet", input_shape=(67, 67, 3), num_classes=2, dense_units=8)
     layer = viz.first_conv_layer(model)
     assert layer.name == "conv1_conv"
     assert viz.filter_images(layer, max_filters=10).shape == (10, 11, 11, 3)

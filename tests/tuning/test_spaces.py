@@ -89,3 +89,24 @@ def test_options_configured_for_another_architecture_do_not_reach_a_space():
     base = apply_overrides(BASE, ["model.options.pool_size=3"])
     options = dict(SPACES.get("resnet18")(kt.HyperParameters(), base).model.options)
     assert "pool_size" not in options and options["strides"] == (1, 2, 2, 2)
+
+
+def test_a_search_renames_configured_old_options_before_a_space_merges_its_own():
+    from tuning.spaces import search_config
+
+    base = apply_overrides(BASE, ["model.architecture=alexnet", "tune.space=alexnet",
+                                  "model.options.fc_units=512", "model.options.groups=2"])
+    with pytest.warns(UserWarning, match="`fc_units` is renamed `dense_units`"):
+        config = search_config(SPACES.get("alexnet"), base)
+    assert dict(config.model.options) == {"groups": 2, "dense_units": 512}
+    options = dict(SPACES.get("alexnet")(kt.HyperParameters(), config).model.options)
+    assert (options["groups"], options["dense_units"]) == (2, 256)
+    assert "fc_units" not in options
+
+
+def test_a_search_with_an_unknown_option_fails_before_it_starts():
+    from tuning.spaces import search_config
+
+    base = apply_overrides(BASE, ["model.options.nonsense=1"])
+    with pytest.raises(ValueError, match=r"lecture_cnn has no option\(s\) nonsense\. Valid"):
+        search_config(SPACES.get("lecture_cnn"), base)
