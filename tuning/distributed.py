@@ -1,26 +1,20 @@
-"""KerasTuner's chief/worker mode: the chief's oracle service, and a launcher for one machine.
+"""KerasTuner's chief/worker mode: the chief's oracle, and a launcher for one machine.
 
-Three environment variables make a `cnnkeras tune` process part of one search:
-``KERASTUNER_TUNER_ID`` (``chief`` for the one process that holds the oracle,
-any other unique name, e.g. ``tuner0``, for a worker), ``KERASTUNER_ORACLE_IP``
-and ``KERASTUNER_ORACLE_PORT`` (where the chief listens). The chief hands out
-trials over gRPC and writes the summary; workers train trials and log them
-under the chief's MLflow run.
+KerasTuner's ``KERASTUNER_TUNER_ID`` (``chief`` for the one process holding the
+oracle, another unique name, e.g. ``tuner0``, for each worker),
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` make `cnnkeras tune`
+processes one search: the chief serves its oracle from ``tuner.search()``, as
+KerasTuner does, and writes the summary; workers log trials under its MLflow run.
 
-On one machine::
-
-    python -m tuning.distributed --workers 2 lecture_digits --max-trials 6
-
-starts a chief and two workers on 127.0.0.1 with a free port under
-``cnnkeras.launch.Supervisor``, each line of their output prefixed with
-``[chief]`` or ``[worker i]`` (tuner id ``tuner<i>``). The chief's failure stops
-everything, with its status. A worker that dies is survived: the launcher tells
-the chief (``WorkerLost``, a call beside the oracle's on the chief's gRPC port),
-which ends the worker's trial run KILLED and hands that trial out again, whole,
-to the next worker that asks: a lost attempt does not count against the budget.
-Workers stay until no trial can come back, so the ones left finish the budget;
-only when none is left does the launcher stop the chief (resume with the same
-command).
+``python -m tuning.distributed --workers 2 lecture_digits --max-trials 6`` starts a
+chief and two workers (tuner ids ``tuner<i>``) on 127.0.0.1 under
+``cnnkeras.launch.Supervisor``, their lines prefixed ``[chief]``, ``[worker i]``.
+The chief's failure stops everything, with its status. A worker that dies is
+survived: the launcher tells the chief (``WorkerLost``, on ``CNNKERAS_LAUNCHER_PORT``),
+which ends its trial run KILLED and the trial ``INVALID`` with a retry left, so the
+oracle hands it out again, whole, to the next worker that asks; a lost attempt does
+not count against the budget. Workers stay while a trial may come back; only when
+none is left does the launcher stop the chief (resume with the same command).
 """
 
 from __future__ import annotations
@@ -29,7 +23,9 @@ import argparse
 import functools
 import json
 import os
+import socket
 import sys
+import threading
 import time
 from concurrent import futures
 from typing import Callable, Optional, Sequence
@@ -39,9 +35,9 @@ from cnnkeras import launch as supervision
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+LAUNCHER_PORT = "CNNKERAS_LAUNCHER_PORT"  # where the chief hears of lost workers
 CHIEF = "chief"
 POLL_SECONDS = 0.5
-SERVER_THREADS = 16  # workers waiting for a trial each hold one for POLL_SECONDS
 CHIEF_WAIT_SECONDS = 120  # for the chief to answer (it may still be loading its data)
 WORKER_LOST = ("cnnkeras.Launcher", "WorkerLost")
 
@@ -67,21 +63,30 @@ def under_lock(oracle, function: Callable, *args):
 def hand_back(oracle, tuner_id: str) -> Optional[str]:
     """Forget tuner ``tuner_id``; put the trial it held back in line. Its id, or None.
 
-    Call it holding the oracle's lock. KerasTuner 1.4.8 has no public call for this:
-    ``Oracle.reload()`` does the same to every ongoing trial of a resumed search,
-    moving it to the private ``_retry_queue``, which ``create_trial`` serves first.
-    """
+    Call it holding the oracle's lock. ``Oracle.end_trial`` re-queues an ``INVALID``
+    trial with a retry left (``create_trial`` serves it first); the lost attempt gets
+    that retry for this call only, not a trial that crashes by itself."""
+    import keras_tuner as kt
+
     oracle.tuner_ids.discard(tuner_id)
-    trial = oracle.ongoing_trials.pop(tuner_id, None)
+    trial = oracle.ongoing_trials.get(tuner_id)
     if trial is None:
         return None
-    oracle._retry_queue.append(trial.trial_id)
-    oracle.save()
+    attempts = oracle.get_state()["run_times"].get(trial.trial_id, 0)
+    retries = oracle.max_retries_per_trial
+    trial.status = kt.engine.trial.TrialStatus.INVALID
+    trial.message = f"Tuner {tuner_id} was lost during this trial."
+    oracle.max_retries_per_trial = max(retries, attempts + 1)
+    try:
+        oracle.end_trial(trial)
+    finally:
+        oracle.max_retries_per_trial = retries
+    oracle.save()  # end_trial saved before it forgot the tuner's trial
     return trial.trial_id
 
 
 class Dispatcher:
-    """The chief's oracle as its gRPC service sees it: KerasTuner's, except that a
+    """The chief's oracle as KerasTuner's chief serves it: unchanged, except that a
     worker waits (an ``IDLE`` trial) while a trial may still come back instead of
     leaving, and that the trial of a lost worker goes back in line (``lose``)."""
 
@@ -100,25 +105,20 @@ class Dispatcher:
         return trial
 
     def next_trial(self, tuner_id: str):
-        oracle = self.oracle
-        if (self.spent and not self.returned and oracle.ongoing_trials
-                and tuner_id not in oracle.ongoing_trials):
-            return self.idle()
-        trial = oracle.create_trial(tuner_id)  # a returned trial first, as KerasTuner does
-        if trial.trial_id in self.returned:
-            self.returned.remove(trial.trial_id)
-        if trial.status != "STOPPED":
-            return trial
-        self.spent = True
-        if not oracle.ongoing_trials:
-            return trial
-        oracle.tuner_ids.add(tuner_id)  # KerasTuner forgot it on STOPPED; it waits instead
-        return self.idle()
-
-    def idle(self):
         import keras_tuner as kt
 
-        return kt.engine.trial.Trial(self.oracle.get_space(), status="IDLE")
+        oracle = self.oracle
+        if not (self.spent and not self.returned and oracle.ongoing_trials
+                and tuner_id not in oracle.ongoing_trials):
+            trial = oracle.create_trial(tuner_id)  # a returned trial first, as KerasTuner does
+            self.returned = [other for other in self.returned if other != trial.trial_id]
+            if trial.status != "STOPPED":
+                return trial
+            self.spent = True
+            if not oracle.ongoing_trials:
+                return trial
+            oracle.tuner_ids.add(tuner_id)  # KerasTuner forgot it on STOPPED; it waits instead
+        return kt.engine.trial.Trial(oracle.get_space(), status="IDLE")
 
     def finished(self) -> bool:
         """Every trial of the budget has ended (call it holding the oracle's lock)."""
@@ -139,48 +139,62 @@ class Dispatcher:
         return under_lock(self.oracle, lambda: self.finished() and not self.oracle.tuner_ids)
 
 
-def worker_lost_handler(dispatcher: Dispatcher, exp_id: str):
-    """The ``WorkerLost`` call: tuner id in, ``Dispatcher.lose``'s answer out (JSON bytes)."""
+def check_free(host: str, port: str) -> None:
+    """``ValueError`` unless the chief can listen on ``host:port``."""
+    try:
+        socket.create_server((host, int(port))).close()  # gRPC would share a port in use
+    except OSError as err:
+        raise ValueError(f"The chief cannot listen on {host}:{port}: is the port in use? "
+                         f"({err.strerror})") from None
+
+
+def listen_for_launcher(dispatcher: Dispatcher, exp_id: str):
+    """The started gRPC server of the ``WorkerLost`` call (tuner id in, ``Dispatcher.lose``'s
+    answer out, as JSON), on ``CNNKERAS_LAUNCHER_PORT``; None when that is unset."""
     import grpc
 
     from cnnkeras import tracking
+
+    if not os.environ.get(LAUNCHER_PORT):
+        return None  # a chief started by hand: no launcher reports lost workers
 
     def worker_lost(request: bytes, context) -> bytes:
         tracking.end_orphaned_runs(exp_id)  # the lost worker's trial run ends KILLED
         return json.dumps(dispatcher.lose(request.decode())).encode()
 
-    return grpc.method_handlers_generic_handler(
-        WORKER_LOST[0], {WORKER_LOST[1]: grpc.unary_unary_rpc_method_handler(worker_lost)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        WORKER_LOST[0], {WORKER_LOST[1]: grpc.unary_unary_rpc_method_handler(worker_lost)}),))
+    server.add_insecure_port(f"{os.environ[ORACLE_IP]}:{os.environ[LAUNCHER_PORT]}")
+    server.start()
+    return server
 
 
 def serve(tuner) -> None:
     """Serve ``tuner``'s oracle to the workers until every trial has ended.
 
-    KerasTuner's own chief loop polls every 20 s once the budget is spent; this
-    one polls every ``POLL_SECONDS``, so the summary follows the last trial. The
-    workers print each trial's lines; KerasTuner's display stays off.
-    """
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
-    tuner.oracle.verbose = 0
-    tuner.save()
-    dispatcher = Dispatcher(tuner.oracle)
-    address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=SERVER_THREADS))
-    protos.get_service_grpc().add_OracleServicer_to_server(
-        oracle_chief.OracleServicer(dispatcher), server)
-    server.add_generic_rpc_handlers((worker_lost_handler(dispatcher, tuner.tracker.exp_id),))
-    if not server.add_insecure_port(address):
-        raise ValueError(f"The chief cannot listen on {address}: is the port in use?")
-    server.start()
-    print(f"Chief serving the oracle on {address}.", flush=True)
+    KerasTuner's chief (``tuner.search()`` under ``KERASTUNER_TUNER_ID=chief``) serves
+    ``tuner.oracle``, here the ``Dispatcher`` around it, and returns 20 s or more after
+    the last trial; so it runs on a daemon thread, and the chief leaves once
+    ``Dispatcher.done``. The workers print the trials' lines; KerasTuner's stay off."""
+    oracle, address = tuner.oracle, (os.environ[ORACLE_IP], os.environ[ORACLE_PORT])
+    oracle.verbose = 0
+    check_free(*address)
+    dispatcher = Dispatcher(oracle)
+    launcher = listen_for_launcher(dispatcher, tuner.tracker.exp_id)
+    chief = threading.Thread(target=tuner.search, name="KerasTuner chief", daemon=True)
+    tuner.oracle = dispatcher
     try:
+        chief.start()
+        print("Chief serving the oracle on {}:{}.".format(*address), flush=True)
         while not dispatcher.done():
+            if not chief.is_alive() and not dispatcher.done():
+                raise RuntimeError("KerasTuner's chief stopped serving before the search ended.")
             time.sleep(POLL_SECONDS)
     finally:
-        server.stop(grace=1)
+        tuner.oracle = oracle
+        if launcher is not None:
+            launcher.stop(grace=1)
 
 
 def tell_chief(address: str, tuner_id: str, chief_running: Callable[[], bool]
@@ -192,14 +206,10 @@ def tell_chief(address: str, tuner_id: str, chief_running: Callable[[], bool]
     deadline = time.monotonic() + CHIEF_WAIT_SECONDS
     with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
         ready = grpc.channel_ready_future(channel)
-        while True:
+        while not ready.done():
             if not chief_running() or time.monotonic() > deadline:
                 return None
-            try:
-                ready.result(timeout=1)
-                break
-            except grpc.FutureTimeoutError:
-                continue
+            time.sleep(POLL_SECONDS)
         call = channel.unary_unary("/{}/{}".format(*WORKER_LOST))
         try:
             return json.loads(call(tuner_id.encode(), timeout=CHIEF_WAIT_SECONDS))
@@ -221,11 +231,7 @@ def on_exit(supervisor: supervision.Supervisor, address: str, tuner_ids: dict, n
         return status
     if code == 0:
         return None
-
-    def chief_running() -> bool:
-        return CHIEF in supervisor.running()
-
-    answer = tell_chief(address, tuner_ids[name], chief_running)
+    answer = tell_chief(address, tuner_ids[name], lambda: CHIEF in supervisor.running())
     if answer is None:
         outcome = "; the chief could not be told"
     elif answer["trial"] is None:
@@ -234,18 +240,15 @@ def on_exit(supervisor: supervision.Supervisor, address: str, tuner_ids: dict, n
         outcome = f" during trial {answer['trial']}; trial {answer['trial']} is handed out again"
     supervisor.say(f"{name} {supervision.describe(code)}{outcome}")
     workers_left = [other for other in supervisor.running() if other != CHIEF]
-    if not chief_running() or workers_left or (answer and answer["finished"]):
+    if CHIEF not in supervisor.running() or workers_left or (answer and answer["finished"]):
         return None
     supervisor.say("no worker is left to finish the search; stopping the chief.")
     return status
 
 
 def prepare_store() -> None:
-    """Create the tracking store's tables once, here, before the processes share it.
-
-    Several processes creating a fresh SQLite store at once race on its schema
-    migration, and all but one fail.
-    """
+    """Create the tracking store's tables here, before the processes share it: several
+    processes creating a fresh SQLite store race on its schema migration."""
     from cnnkeras import tracking
 
     tracking.client().search_experiments(max_results=1)
@@ -257,18 +260,21 @@ def launch(workers: int, tune_args: Sequence[str], *, host: str = "127.0.0.1",
     status that stopped it (see ``on_exit``)."""
     if workers < 1:
         raise ValueError(f"--workers must be at least 1. Received: {workers}")
-    port = port or supervision.free_ports(1, host)[0]
+    free = supervision.free_ports(2, host)
+    port = port or free[0]
+    launcher_port = next(other for other in free if other != port)
     prepare_store()
     command = [sys.executable, "-m", "cnnkeras", "tune", *tune_args]
     tuner_ids = {f"worker {index}": f"tuner{index}" for index in range(workers)}
+    env = {**os.environ, ORACLE_IP: host, ORACLE_PORT: str(port),
+           LAUNCHER_PORT: str(launcher_port)}
     with supervision.Supervisor(out) as supervisor:
         supervisor.say(f"chief on {host}:{port} and {workers} workers (tuner ids "
                        f"{', '.join(tuner_ids.values())}): {' '.join(command[1:])}")
         for name, tuner_id in {CHIEF: CHIEF, **tuner_ids}.items():
-            supervisor.start(name, command, {**os.environ, TUNER_ID: tuner_id, ORACLE_IP: host,
-                                             ORACLE_PORT: str(port)})
-        return supervisor.watch(functools.partial(on_exit, supervisor, f"{host}:{port}",
-                                                  tuner_ids))
+            supervisor.start(name, command, {**env, TUNER_ID: tuner_id})
+        return supervisor.watch(functools.partial(on_exit, supervisor,
+                                                  f"{host}:{launcher_port}", tuner_ids))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -110,6 +111,7 @@ def test_a_lost_workers_trial_is_handed_out_again_and_the_others_wait_for_it(tmp
     assert dispatcher.create_trial("tuner0").status == "IDLE"
     assert dispatcher.lose("tuner1") == {"trial": second.trial_id, "finished": False}
     assert dispatcher.lose("tuner1") == {"trial": None, "finished": False}
+    assert oracle.get_trial(second.trial_id).status == "INVALID"  # in KerasTuner's retry line
     saved = json.loads((tmp_path / "search" / "oracle.json").read_text())  # as a resume reads it
     assert "tuner1" not in saved["ongoing_trials"] and saved["retry_queue"] == [second.trial_id]
     again = dispatcher.create_trial("tuner0")
@@ -121,6 +123,32 @@ def test_a_lost_workers_trial_is_handed_out_again_and_the_others_wait_for_it(tmp
     assert dispatcher.done()
     assert [t.status for t in oracle.trials.values()] == ["COMPLETED", "COMPLETED"]
     assert oracle.ongoing_trials == {} and oracle.tuner_ids == set()
+
+
+def test_a_trial_lost_twice_comes_back_twice_but_one_that_crashes_fails(tmp_path):
+    oracle = kt.oracles.RandomSearchOracle(objective="val_loss", max_trials=3, seed=1)
+    kt.Tuner(oracle=oracle, hypermodel=declare_units, directory=str(tmp_path),
+             project_name="search")
+    oracle.verbose = 0
+    dispatcher = distributed.Dispatcher(oracle)
+    lost = dispatcher.create_trial("tuner0").trial_id
+    dispatcher.lose("tuner0")
+    assert dispatcher.create_trial("tuner1").trial_id == lost
+    dispatcher.lose("tuner1")
+    crashed = dispatcher.create_trial("tuner2")
+    assert crashed.trial_id == lost
+    crashed.status = "INVALID"  # as KerasTuner's worker ends a trial that raised
+    oracle.end_trial(crashed)
+    assert oracle.get_trial(lost).status == "FAILED"  # max_retries_per_trial=0 still holds
+    assert oracle.max_retries_per_trial == 0
+    assert dispatcher.create_trial("tuner2").trial_id != lost
+
+
+def test_the_chief_refuses_a_port_in_use():
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = str(busy.getsockname()[1])
+        with pytest.raises(ValueError, match=f"127.0.0.1:{port}: is the port in use"):
+            distributed.check_free("127.0.0.1", port)
 
 
 def exiting(status, after=0.0):
