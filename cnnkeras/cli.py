@@ -294,7 +294,11 @@ def _filters(sub):
         from cnnkeras.inspection import report, viz
 
         model = report.resolve_model(args.model)
-        print(viz.plot_filters(model, args.output, layer_name=args.layer))
+        untrained = not report.names_a_saved_model(args.model)
+        if untrained:
+            print(f"{args.model}: built from its name, so the filters are "
+                  f"{viz.UNTRAINED_NOTE}; pass a saved .keras model to see learned ones.")
+        print(viz.plot_filters(model, args.output, layer_name=args.layer, untrained=untrained))
 
     return handler
 

@@ -1,8 +1,10 @@
 """The reports a CNN course asks of a model: a per-layer table and its memory.
 
-``layer_table``: per layer its output shape, parameters, receptive field and
-jump, FLOPs and activations; ``model_flops`` sums the FLOPs; ``memory_report``:
-the bytes for inference and for training one mini-batch. The model's graph is
+``layer_table``: per layer its kernel, stride and padding (conv and pooling
+layers), output shape, parameters, receptive field and jump, FLOPs and
+activations; ``model_flops`` sums the FLOPs; ``parameter_counts`` splits the
+parameters into trainable and fixed; ``memory_report``: the bytes for inference
+and for training one mini-batch. The model's graph is
 read through public Keras (``cnnkeras.inspection.graph``).
 """
 
@@ -28,7 +30,10 @@ class LayerRow:
     are ``None`` for a layer the table cannot follow (e.g. a transposed conv).
     ``flops``: 2 x multiply-adds of the layer's kernels (convolutions, dense
     layers); element-wise layers (activations, BN, pooling, additions, LRN)
-    count 0. ``activations``: values in the output.
+    count 0. ``activations``: values in the output. ``kernel``, ``stride``,
+    ``dilation`` (per spatial axis) and ``padding`` (``"valid"``, ``"same"``, ...):
+    the window of a convolution or pooling layer, what its output size
+    (W - F + 2P) / S + 1 is computed from; ``None`` for any other layer.
     """
 
     name: str
@@ -39,6 +44,10 @@ class LayerRow:
     jump: Optional[tuple]
     flops: int
     activations: int
+    kernel: Optional[tuple] = None
+    stride: Optional[tuple] = None
+    dilation: Optional[tuple] = None
+    padding: Optional[str] = None
 
 
 def _window(layer, in_shape, out_shape):
@@ -57,6 +66,24 @@ def _window(layer, in_shape, out_shape):
     if isinstance(pool, int) and tuple(in_shape[1:-1]) != tuple(out_shape[1:-1]):
         return (pool,) * rank, (pool,) * rank, (1,) * rank
     return None
+
+
+def _window_settings(layer, in_shape, out_shape):
+    """(kernel, stride, dilation, padding) of a convolution or pooling layer, else None.
+
+    Read from the layer's public attributes; a window layer without ``padding``
+    (LeNet's subsampling and C3) pads nothing, Keras' default ``"valid"``.
+    """
+    rank = len(in_shape) - 2
+    if rank >= 1 and "Transpose" in type(layer).__name__:
+        window = tuple(positive_ints(getattr(layer, label, 1), rank, label, layer.name)
+                       for label in ("kernel_size", "strides", "dilation_rate"))
+    else:
+        window = _window(layer, in_shape, out_shape)
+    if window is None:
+        return None
+    padding = getattr(layer, "padding", "valid")
+    return (*window, padding if isinstance(padding, str) else None)
 
 
 def _geometry(layer, inputs, in_shapes, out_shape, image: tuple):
@@ -131,18 +158,30 @@ def layer_table(model) -> list[LayerRow]:
 
 def _row(layer, out_shape: tuple, geometry, in_shapes: list) -> LayerRow:
     macs = _multiply_adds(layer, in_shapes[0], out_shape) if in_shapes else 0
+    window = _window_settings(layer, in_shapes[0], out_shape) if in_shapes else None
+    kernel, stride, dilation, padding = window or (None,) * 4
     return LayerRow(
         name=layer.name, kind=type(layer).__name__, output_shape=out_shape[1:],
         params=int(layer.count_params()) if layer.built else 0,
         receptive_field=geometry[0] if geometry else None,
         jump=geometry[1] if geometry else None, flops=2 * macs,
-        activations=math.prod(out_shape[1:]),
+        activations=math.prod(out_shape[1:]), kernel=kernel, stride=stride,
+        dilation=dilation, padding=padding,
     )
 
 
 def model_flops(model) -> int:
     """FLOPs per image (2 x multiply-adds of all kernels), the sum of ``layer_table``'s."""
     return sum(row.flops for row in layer_table(model))
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, non-trainable) parameters: the weights training updates, and the fixed
+    ones (LeNet-5's RBF prototypes, batch-norm statistics, a frozen base)."""
+    def count(weights) -> int:
+        return sum(math.prod(int(d) for d in w.shape) for w in weights)
+
+    return count(model.trainable_weights), count(model.non_trainable_weights)
 
 
 # --- memory: parameters, optimizer slots, activations --------------------------------------
@@ -240,7 +279,7 @@ def memory_report(model, batch_size: int = 1, dtype: str = "float32",
     is_input = [row.kind == "InputLayer" for row in rows]
     sizes = [row.activations for row in rows]
     pairs = [a + b for a, b in zip(sizes[:-1], sizes[1:], strict=True)] or sizes
-    trainable = sum(math.prod(int(d) for d in w.shape) for w in model.trainable_weights)
+    trainable, _ = parameter_counts(model)
     return MemoryReport(
         batch_size=batch_size, dtype=dtype, bytes_per_value=DTYPE_BYTES[dtype],
         optimizer=optimizer, optimizer_slots=OPTIMIZER_SLOTS[optimizer],

@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from cnnkeras.inspection.analysis import LayerRow, MemoryReport, layer_table, memory_report
+from cnnkeras.inspection.analysis import (
+    LayerRow,
+    MemoryReport,
+    layer_table,
+    memory_report,
+    parameter_counts,
+)
+
+RIGHT_ALIGNED = ("params", "RF", "jump", "FLOPs", "activations")  # counts; the rest is text
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -28,6 +36,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def names_a_saved_model(model_or_name: str) -> bool:
+    """Whether ``model_or_name`` is a saved model's path (its weights as saved), not an
+    architecture name (a model built fresh, with random initial weights)."""
+    path = Path(model_or_name)
+    return path.suffix == ".keras" or path.is_file()
+
+
 def resolve_model(model_or_name: str, *, input_shape: Optional[Sequence[int]] = None,
                   num_classes: Optional[int] = None):
     """A saved ``.keras`` model, or the named architecture built untrained."""
@@ -36,7 +51,7 @@ def resolve_model(model_or_name: str, *, input_shape: Optional[Sequence[int]] = 
     from cnnkeras.registry import ARCHITECTURES
 
     path = Path(model_or_name)
-    if path.suffix == ".keras" or path.is_file():
+    if names_a_saved_model(model_or_name):
         if not path.is_file():
             raise ValueError(f"model file {str(path)!r} does not exist.")
         import keras
@@ -59,16 +74,35 @@ def _axes_text(values) -> str:
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
 
 
+def _window_cells(row: LayerRow) -> tuple[str, str, str]:
+    """Kernel (``11x11``), stride (``4``) and padding (``valid``); blank off conv and pooling."""
+    if row.kernel is None:
+        return "", "", ""
+    kernel = "x".join(map(str, row.kernel))
+    if row.dilation and any(d > 1 for d in row.dilation):
+        kernel += f" (dilation {_axes_text(row.dilation)})"
+    return kernel, _axes_text(row.stride), row.padding or ""
+
+
 def table_lines(rows: Sequence[LayerRow]) -> list[tuple[str, ...]]:
     """Header and one tuple of cells per layer, plus a total line."""
-    lines = [("layer", "kind", "output", "params", "RF", "jump", "FLOPs", "activations")]
+    lines = [("layer", "kind", "kernel", "stride", "padding", "output", "params", "RF", "jump",
+              "FLOPs", "activations")]
     for row in rows:
-        lines.append((row.name, row.kind, "x".join(map(str, row.output_shape)),
-                      f"{row.params:,}", _axes_text(row.receptive_field), _axes_text(row.jump),
-                      f"{row.flops:,}", f"{row.activations:,}"))
-    lines.append(("total", "", "", f"{sum(r.params for r in rows):,}", "", "",
+        lines.append((row.name, row.kind, *_window_cells(row),
+                      "x".join(map(str, row.output_shape)), f"{row.params:,}",
+                      _axes_text(row.receptive_field), _axes_text(row.jump), f"{row.flops:,}",
+                      f"{row.activations:,}"))
+    lines.append(("total", "", "", "", "", "", f"{sum(r.params for r in rows):,}", "", "",
                   f"{sum(r.flops for r in rows):,}", f"{sum(r.activations for r in rows):,}"))
     return lines
+
+
+def parameters_line(model) -> str:
+    """``parameters: trainable 60,000 · non-trainable 840 · total 60,840``."""
+    trainable, fixed = parameter_counts(model)
+    return (f"parameters: trainable {trainable:,} · non-trainable {fixed:,} · "
+            f"total {trainable + fixed:,}")
 
 
 def memory_lines(report: MemoryReport) -> list[tuple[str, str]]:
@@ -78,8 +112,8 @@ def memory_lines(report: MemoryReport) -> list[tuple[str, str]]:
 def _print_plain(lines, out) -> None:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
-        cells = [c.ljust(w) if i < 3 else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        cells = [c.rjust(w) if header in RIGHT_ALIGNED else c.ljust(w)
+                 for header, c, w in zip(lines[0], line, widths, strict=True)]
         print("  ".join(cells).rstrip(), file=out)
 
 
@@ -87,8 +121,8 @@ def _print_rich(lines, title: str, console) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for index, header in enumerate(lines[0]):
-        table.add_column(header, justify="left" if index < 3 or len(lines[0]) == 2 else "right")
+    for header in lines[0]:
+        table.add_column(header, justify="right" if header in RIGHT_ALIGNED else "left")
     for line in lines[1:]:
         table.add_row(*line)
     console.print(table)
@@ -107,9 +141,11 @@ def print_inspection(model, *, batch_size: int = 1, dtype: str = "float32",
     console = Console(file=out)
     if console.is_terminal:
         _print_rich(table_lines(rows), model.name, console)
+        console.print(parameters_line(model))
         _print_rich([("memory", "bytes")] + memory_lines(report), title, console)
     else:
         _print_plain(table_lines(rows), out)
+        print(parameters_line(model), file=out)
         print(f"\n{title}", file=out)
         _print_plain(memory_lines(report), out)
     return report

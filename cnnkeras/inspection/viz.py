@@ -1,9 +1,13 @@
-"""Pictures as PNG files (matplotlib, Agg backend): curves, confusion matrices, filters, maps."""
+"""Pictures as PNG files (matplotlib, Agg backend): curves, confusion matrices, filters, maps.
+
+The hand-made line-filter demo is in ``cnnkeras.inspection.filter_demo``.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import matplotlib
 
@@ -12,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path) -> Path:
+def save_png(fig, path) -> Path:
+    """Write ``fig`` to ``path`` (folders made) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -33,7 +38,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path) -> Path:
         axis.set_title(name)
         axis.grid(alpha=0.3)
         axis.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
@@ -59,7 +64,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path,
     for (i, j), count in np.ndenumerate(matrix):
         axis.text(j, i, str(count), ha="center", va="center", fontsize=8,
                   color="white" if count > threshold else "black")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_parallel_coordinates(table, objective: str, path, *, exclude=()) -> "Path":
@@ -92,7 +97,7 @@ def plot_parallel_coordinates(table, objective: str, path, *, exclude=()) -> "Pa
     axis.set_yticks([])
     axis.set_title(f"Trials: hyperparameters against {objective} "
                    f"({scores.min():.3f} - {scores.max():.3f})")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _natural(text: str):
@@ -102,7 +107,10 @@ def _natural(text: str):
         return (1, 0.0, text)
 
 
-# --- what a CNN learns: filters, feature maps, and the hand-made filter demo ----------------
+# --- what a CNN learns: filters and feature maps ---------------------------------------------
+
+UNTRAINED_NOTE = "untrained (random initial weights)"  # a model built fresh from a name
+
 
 def first_conv_layer(model):
     """The first layer with a 2D convolution kernel (kh, kw, in, out)."""
@@ -113,11 +121,12 @@ def first_conv_layer(model):
     raise ValueError(f"{model.name!r} has no convolution layer whose filters could be drawn.")
 
 
-def filter_images(layer, max_filters: int = 64) -> np.ndarray:
+def filter_images(layer, max_filters: Optional[int] = None) -> np.ndarray:
     """The layer's filters as images in [0, 1], (n, kh, kw, 3) for RGB input, else (n, kh, kw, 1).
 
-    Each filter is scaled on its own from its minimum (0) to its maximum (1); a
-    filter over more than 3 input maps is drawn as the mean over them.
+    Every filter, or the first ``max_filters``. Each is scaled on its own from its
+    minimum (0) to its maximum (1); a filter over more than 3 input maps is drawn
+    as the mean over them.
     """
     kernel = layer.dense_kernel() if hasattr(layer, "dense_kernel") else layer.kernel
     kernel = np.asarray(kernel, dtype="float32")  # (kh, kw, in, out)
@@ -141,17 +150,26 @@ def _grid(count: int, columns: int):
     return fig, axes
 
 
-def plot_filters(model, path, *, layer_name=None, max_filters: int = 64) -> Path:
-    """A grid of the first convolution layer's filters (or ``layer_name``'s) as a PNG."""
+def filter_figure(model, *, layer_name=None, untrained: bool = False):
+    """Every filter of the first convolution layer (or ``layer_name``'s) in a grid whose
+    rows hold a multiple of 4 (8 for 64 filters, 12 for AlexNet's 96); the title ends in
+    ``UNTRAINED_NOTE`` when ``untrained``. Returns the matplotlib figure."""
     layer = model.get_layer(layer_name) if layer_name else first_conv_layer(model)
-    images = filter_images(layer, max_filters)
-    fig, axes = _grid(len(images), columns=min(8, len(images)))
+    images = filter_images(layer)
+    columns = min(len(images), max(8, 4 * math.ceil(math.sqrt(len(images)) / 4)))
+    fig, axes = _grid(len(images), columns=columns)
     for axis, image in zip(axes.flat, images, strict=False):
         axis.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap="gray",
                     interpolation="nearest")
     kh, kw = images.shape[1:3]
-    fig.suptitle(f"{model.name}: {layer.name}, {len(images)} filters {kh}x{kw}")
-    return _save(fig, path)
+    note = f", {UNTRAINED_NOTE}" if untrained else ""
+    fig.suptitle(f"{model.name}: {layer.name}, {len(images)} filters {kh}x{kw}{note}")
+    return fig
+
+
+def plot_filters(model, path, *, layer_name=None, untrained: bool = False) -> Path:
+    """``filter_figure`` as a PNG."""
+    return save_png(filter_figure(model, layer_name=layer_name, untrained=untrained), path)
 
 
 def default_feature_layers(model, count: int = 3) -> list[str]:
@@ -206,47 +224,7 @@ def plot_feature_maps(model, image, layer_names, path, *, max_maps: int = 8) -> 
         for column, channel in enumerate(order[:max_maps], 1):
             axes[row, column].imshow(activation[..., channel], cmap="viridis")
     fig.suptitle(f"{model.name}: feature maps, low to high level")
-    return _save(fig, path)
-
-
-def line_filters(size: int = 7, channels: int = 3) -> np.ndarray:
-    """Hand-made filters (size, size, channels, 3): a vertical line, a horizontal line, zeros."""
-    filters = np.zeros((size, size, channels, 3), dtype="float32")
-    filters[:, size // 2, :, 0] = 1.0  # vertical white line
-    filters[size // 2, :, :, 1] = 1.0  # horizontal white line
-    return filters  # filter 2 stays all zero
-
-
-def apply_filters(images, filters, strides: int = 1, padding: str = "SAME") -> np.ndarray:
-    """``tf.nn.conv2d`` of a batch of images with the filters: one feature map per filter."""
-    import tensorflow as tf
-
-    images = np.asarray(images, dtype="float32")
-    return tf.nn.conv2d(images, np.asarray(filters, "float32"), strides, padding).numpy()
-
-
-def sample_photos() -> np.ndarray:
-    """scikit-learn's two bundled photos (china.jpg, flower.jpg), (2, 427, 640, 3) in [0, 1]."""
-    from sklearn.datasets import load_sample_image
-
-    return np.stack([load_sample_image(name) for name in ("china.jpg", "flower.jpg")]) / 255.0
-
-
-def plot_filter_demo(path, images=None) -> Path:
-    """Each photo and its maps through the vertical, horizontal and zero 7x7 filters."""
-    images = sample_photos() if images is None else np.asarray(images, dtype="float32")
-    maps = apply_filters(images, line_filters(7, images.shape[-1]))
-    titles = ("photo", "vertical line filter", "horizontal line filter", "zero filter")
-    fig, axes = plt.subplots(len(images), 4, figsize=(12, 2.4 * len(images)), squeeze=False)
-    for row, (image, response) in enumerate(zip(images, maps, strict=True)):
-        axes[row, 0].imshow(np.clip(image, 0, 1).squeeze(), cmap="gray")
-        top = max(float(response.max()), 1e-12)
-        for column in range(3):
-            axes[row, column + 1].imshow(response[..., column], cmap="gray", vmin=0, vmax=top)
-        for column, axis in enumerate(axes[row]):
-            axis.set_title(titles[column], fontsize=9)
-            axis.axis("off")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def pareto_front(costs, scores, *, maximize: bool = True) -> np.ndarray:
@@ -279,7 +257,7 @@ def plot_pareto(table, cost: str, score: str, path, *, maximize: bool = True) ->
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title(f"{score} against {cost}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_metric_curves(curves, metric: str, path) -> Path:
@@ -295,4 +273,4 @@ def plot_metric_curves(curves, metric: str, path) -> Path:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     axis.set_title(f"{metric} of the top runs")
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -1,4 +1,4 @@
-"""The course's reports: layer table (receptive fields, FLOPs, activations) and memory."""
+"""The course's reports: layer table (windows, receptive fields, FLOPs, activations), memory."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import keras
 import pytest
 
 import cnnkeras
-from cnnkeras.inspection.analysis import layer_table, memory_report, model_flops
+from cnnkeras.inspection.analysis import (
+    layer_table,
+    memory_report,
+    model_flops,
+    parameter_counts,
+)
 
 # --- layer table and FLOPs -------------------------------------------------------------------
 
@@ -34,6 +39,37 @@ def test_layer_table_flops_params_and_activations_of_alexnet(alexnet_rows):
     assert rows["fc6"].flops == 2 * 9216 * 4096
     assert sum(row.params for row in rows.values()) == model.count_params()
     assert model_flops(model) == 2_270_512_192
+
+
+def test_alexnet_windows_give_each_output_size_by_the_course_formula(alexnet_rows):
+    rows, _ = alexnet_rows
+    conv1, pool1, fc6 = rows["conv1_conv"], rows["conv1_pool"], rows["fc6"]
+    assert (conv1.kernel, conv1.stride, conv1.padding) == ((11, 11), (4, 4), "valid")
+    assert (pool1.kernel, pool1.stride, pool1.padding) == ((3, 3), (2, 2), "valid")
+    assert (fc6.kernel, fc6.stride, fc6.padding) == (None, None, None)
+    assert rows["conv2_pad"].kernel is None and rows["conv1_relu"].padding is None
+    ordered = list(rows.values())  # a chain: each layer reads the row above it
+    windows = 0
+    for above, row in zip(ordered[:-1], ordered[1:], strict=True):
+        if row.kernel is not None:
+            assert row.padding == "valid"  # AlexNet pads with ZeroPadding2D rows instead
+            width, kernel, stride = above.output_shape[0], row.kernel[0], row.stride[0]
+            assert row.output_shape[0] == (width - kernel) // stride + 1, row.name
+            windows += 1
+    assert windows == 8  # five convolutions and three max-poolings
+
+
+def test_window_of_dilated_transposed_and_global_layers():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(1, 3, dilation_rate=2, padding="same", name="dilated")(inputs)
+    x = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", name="up")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    rows = {row.name: row for row in layer_table(keras.Model(inputs, x))}
+    dilated, up = rows["dilated"], rows["up"]
+    assert (dilated.kernel, dilated.dilation, dilated.padding) == ((3, 3), (2, 2), "same")
+    assert (up.kernel, up.stride, up.padding, up.output_shape) == ((3, 3), (2, 2), "same",
+                                                                    (16, 16, 1))
+    assert rows["gap"].kernel is None and rows["gap"].stride is None
 
 
 def test_dilation_widens_the_receptive_field():
@@ -72,6 +108,13 @@ def test_lenet5_table_counts_the_connection_table_and_rbf():
     assert rows["c3_conv"].flops == 2 * 10 * 10 * 25 * 60
     assert rows["rbf"].flops == 2 * 84 * 10
     assert rows["c5_conv"].receptive_field == (32, 32)
+    assert rows["s2_subsample"].kernel == (2, 2) and rows["s2_subsample"].stride == (2, 2)
+    assert rows["c3_conv"].padding == "valid"  # no padding attribute: Keras' default
+
+
+def test_lenet5_splits_trainable_from_the_fixed_rbf_parameters():
+    model = cnnkeras.build("lenet5", input_shape=(32, 32, 1), num_classes=10)
+    assert parameter_counts(model) == (60_000, 84 * 10)
 
 
 # --- memory: the worked exercise ----------------------------------------------------------------

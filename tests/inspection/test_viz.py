@@ -1,4 +1,4 @@
-"""Pictures of what a CNN learns: filter grids, feature maps, and the hand-made filter demo."""
+"""Pictures of what a CNN learns: filter grids and feature maps."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def test_rgb_filters_keep_their_colours():
     layer = viz.first_conv_layer(model)
     assert layer.name == "conv1_conv"
     assert viz.filter_images(layer, max_filters=10).shape == (10, 11, 11, 3)
+    assert viz.filter_images(layer).shape == (96, 11, 11, 3)  # every filter by default
 
 
 def test_feature_maps_low_mid_high(lecture, tmp_path):
@@ -63,27 +64,3 @@ def test_default_feature_layers_spread_over_a_deep_network():
     model = cnnkeras.build("resnet18", input_shape=(32, 32, 3), num_classes=2)
     names = viz.default_feature_layers(model)
     assert names[0] == "conv1_conv" and names[-1].startswith("conv5_") and len(names) == 3
-
-
-def test_zero_filter_gives_an_exactly_black_map():
-    maps = viz.apply_filters(viz.sample_photos(), viz.line_filters())
-    assert maps.shape == (2, 427, 640, 3)
-    assert (maps[..., 2] == 0).all()
-    assert maps[..., 0].max() > 0 and maps[..., 1].max() > 0
-
-
-def test_vertical_filter_prefers_vertical_lines_on_a_synthetic_image():
-    synthetic_vertical = np.zeros((1, 21, 21, 1), "float32")
-    synthetic_vertical[0, :, 10] = 1.0  # one white vertical line (synthetic)
-    synthetic_horizontal = synthetic_vertical.transpose(0, 2, 1, 3)
-    filters = viz.line_filters(7, channels=1)
-    on_vertical = viz.apply_filters(synthetic_vertical, filters)
-    on_horizontal = viz.apply_filters(synthetic_horizontal, filters)
-    assert on_vertical[..., 0].max() == 7 and on_horizontal[..., 0].max() == 1
-    assert on_horizontal[..., 1].max() == 7 and on_vertical[..., 1].max() == 1
-
-
-def test_filter_demo_picture(tmp_path):
-    path = viz.plot_filter_demo(tmp_path / "demo.png")
-    width, height = png_size(path)
-    assert width > height > 200  # two rows of four panels
