@@ -29,6 +29,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import cnnkeras  # noqa: E402
 from cnnkeras.training import compile_model  # noqa: E402
 from cnnkeras.transfer import model as tmodel  # noqa: E402
 
@@ -48,10 +49,11 @@ def timed(step, warmup: int, steps: int) -> float:
 def measure(size: int, batch: int, warmup: int, steps: int, classes: int = 5) -> dict:
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch, size, size, 3)).astype("float32")  # synthetic
+    images = rng.random((batch, size, size, 3)).astype("float32")  # synthetic pixels, [0, 1]
     labels = rng.integers(0, classes, batch)
-    base = tmodel.load_base(None, size)
-    model = tmodel.build_classifier(base, classes)
+    model = cnnkeras.build("inception_v3", input_shape=(size, size, 3), num_classes=classes,
+                           weights=None, frozen_base=True, dropout=0.2, augment=True)
+    base = tmodel.base_of(model)
     extractor = tmodel.feature_extractor(model)
     result = {"size": size, "batch": batch}
     result["bottlenecks"] = batch / timed(lambda: extractor.predict_on_batch(images),

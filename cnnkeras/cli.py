@@ -191,36 +191,38 @@ def _list(sub):
 
 @command("transfer", "Inception v3 transfer learning (frozen head, then fine-tuning), in MLflow")
 def _transfer(sub):
+    """`cnnkeras train --experiment transfer_flowers`, short: a flag's dest is its config key."""
     parser = sub.add_parser("transfer", help="ImageNet Inception v3 -> your classes, two phases")
-    parser.add_argument("--data", help="dataset spec (default tf_flowers; folder:DIR for yours)")
-    parser.add_argument("--data-dir", help="tensorflow-datasets data directory")
-    parser.add_argument("--weights", help="imagenet (default), none, or a base weights file")
-    parser.add_argument("--image-size", type=int, help="square input side, >= 75 (default 299)")
-    parser.add_argument("--epochs", type=int, help="phase 1 epochs (and phase 2 by default)")
-    parser.add_argument("--fine-tune-epochs", type=int, help="phase 2 epochs (0 skips it)")
-    parser.add_argument("--batch-size", type=int, help="per replica (default 32)")
-    parser.add_argument("--learning-rate", type=float, help="phase 1 (phase 2 uses a tenth)")
-    parser.add_argument("--fine-tune-from", help="first base layer fine-tuned (default mixed7)")
-    parser.add_argument("--bottlenecks", action="store_true", default=None,
-                        help="phase 1 on base features computed once and cached on disk")
-    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None)
-    parser.add_argument("--limit", type=int, help="at most this many images per split")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--output-dir", help="where models and cached features go")
-    parser.add_argument("--experiment", help="MLflow experiment (default cnnkeras-transfer)")
+    arg = parser.add_argument
+    arg("--data", dest="data.dataset", help="dataset spec (default tf_flowers; folder:DIR)")
+    arg("--data-dir", dest="data.data_dir", help="tensorflow-datasets data directory")
+    arg("--weights", dest="model.options.weights", help="imagenet (default), none, or a file")
+    arg("--image-size", dest="data.image_size", type=int, help="square side >= 75 (default 299)")
+    arg("--epochs", dest="train.epochs", type=int, help="phase 1 epochs (and phase 2 by default)")
+    arg("--fine-tune-epochs", dest="transfer.fine_tune_epochs", type=int, help="0 skips phase 2")
+    arg("--batch-size", dest="train.batch_size", type=int, help="per replica (default 32)")
+    arg("--learning-rate", dest="train.learning_rate", type=float, help="phase 2 uses a tenth")
+    arg("--fine-tune-from", dest="transfer.fine_tune_from", help="default mixed7")
+    arg("--bottlenecks", dest="transfer.bottlenecks", action="store_true", default=None,
+        help="phase 1 on base features computed once and cached on disk")
+    arg("--no-augment", dest="model.options.augment", action="store_false", default=None)
+    arg("--limit", dest="data.limit", type=int, help="at most this many images per split")
+    arg("--seed", dest="data.seed", type=int, help="data split, shuffling and initialisation")
+    arg("--output-dir", dest="runtime.output_dir", help="models and cached features (runs)")
+    arg("--experiment", dest="runtime.mlflow_experiment", help="default transfer_flowers")
     add_runtime(parser)
+    add_overrides(parser)
 
     def handler(args):
-        from cnnkeras import distribute
-        from cnnkeras.transfer import TransferConfig, describe, run_transfer
+        import experiments
+        from cnnkeras.training import train_experiment
+        from cnnkeras.transfer import describe
 
-        keys = ("data", "data_dir", "weights", "image_size", "epochs", "fine_tune_epochs",
-                "batch_size", "learning_rate", "fine_tune_from", "bottlenecks", "augment",
-                "limit", "seed", "output_dir", "experiment")
-        config = TransferConfig(**{k: getattr(args, k) for k in keys
-                                   if getattr(args, k) is not None})
-        distribute.set_precision(args.precision or "float32")
-        print(describe(run_transfer(config, distribute.create_strategy(args.strategy or "auto"))))
+        fields = {key: value for key, value in vars(args).items() if "." in key}
+        size, fields["runtime.seed"] = fields["data.image_size"], fields["data.seed"]
+        fields["data.image_size"] = None if size is None else f"{size}x{size}"
+        config = resolve_config(experiments.get("transfer_flowers"), args, **fields)
+        print(describe(train_experiment(config, start_runtime(config))))
 
     return handler
 

@@ -1,6 +1,6 @@
 """Frozen, typed experiment configuration, and typed ``section.key=value`` overrides.
 
-An experiment is five sections (data, model, train, tune, runtime). Configs
+An experiment is five sections (data, model, train, tune, runtime; optional transfer). Configs
 never change after parsing: overrides produce a new object through
 ``dataclasses.replace``, and every cross-field rule is checked in
 ``__post_init__`` so an invalid combination cannot exist.
@@ -142,6 +142,22 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class TransferConfig:
+    """The two-phase recipe (``cnnkeras.transfer``): the head on the frozen base, then its top."""
+    fine_tune_epochs: Optional[int] = None  # phase 2; None: as many as train.epochs, 0: skip
+    fine_tune_from: str = "mixed7"  # first base layer fine-tuned (mixedN: block N's output)
+    fine_tune_factor: float = 0.1  # phase 2 learning rate = train.learning_rate * this
+    bottlenecks: bool = False  # phase 1 on base features computed once and cached on disk
+    run_eagerly: bool = False  # skips graph tracing (10-60 s a phase on a CPU): tiny runs only
+
+    def __post_init__(self):
+        if (self.fine_tune_epochs or 0) < 0:
+            raise ValueError(f"transfer.fine_tune_epochs must be >= 0 (0 skips fine-tuning). "
+                             f"Received: {self.fine_tune_epochs!r}")
+        _positive("transfer", "fine_tune_factor", self.fine_tune_factor)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A named, complete description of one training run or search."""
 
@@ -152,13 +168,14 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    transfer: Optional[TransferConfig] = None  # set: `train` runs the two-phase recipe
 
     @property
     def mlflow_experiment(self) -> str:
         return self.runtime.mlflow_experiment or self.name
 
 
-SECTIONS = ("data", "model", "train", "tune", "runtime")
+SECTIONS = ("data", "model", "train", "tune", "runtime", "transfer")
 
 
 def _parse_bool(text: str) -> bool:
@@ -171,9 +188,9 @@ def _parse_bool(text: str) -> bool:
 
 
 def _parse_literal(text: str):
-    """A Python literal when the text is one (3, 0.1, (32, 64), True), else the text itself."""
-    try:
-        value = ast.literal_eval(text)
+    """A Python literal when the text is one (3, 0.1, (32, 64), True, true), else the text."""
+    try:  # true/false as well, as every boolean flag is written
+        value = ast.literal_eval({"true": "True", "false": "False"}.get(text.strip(), text))
     except (ValueError, SyntaxError):
         return text
     return tuple(value) if isinstance(value, list) else value
@@ -232,6 +249,8 @@ def set_value(config: ExperimentConfig, key: str, text: str) -> ExperimentConfig
             f"{', '.join(SECTIONS)}."
         )
     current = getattr(config, section)
+    if current is None:  # an optional section this experiment does not have
+        raise ValueError(f"Unknown config key {key!r}: {config.name} has no {section} section.")
     hints = _field_hints(type(current))
     if section == "model" and parts[1] == "options" and len(parts) == 3:
         options = dict(current.options)
@@ -255,7 +274,7 @@ def set_value(config: ExperimentConfig, key: str, text: str) -> ExperimentConfig
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:
     """Plain nested dict (JSON-ready) of a config."""
     result: dict[str, Any] = {"name": config.name, "description": config.description}
-    for section in SECTIONS:
+    for section in [s for s in SECTIONS if getattr(config, s) is not None]:  # transfer: optional
         value = getattr(config, section)
         result[section] = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     result["model"]["options"] = dict(config.model.options)

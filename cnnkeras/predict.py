@@ -44,49 +44,53 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> tuple:
     return tuple((labels[i], float(probabilities[i])) for i in order)
 
 
-def classify(model, class_names: Sequence[str], images: Sequence, *, k: int = 5) -> list:
-    """Top-``k`` of ``model`` (pixels in [0, 255] in, probabilities out) for image files."""
+def classify(model, class_names: Sequence[str], images: Sequence, *, k: int = 5,
+             input_range: tuple = (0, 255)) -> list:
+    """Top-``k`` of ``model`` (pixels in ``input_range`` in, probabilities out) for image files."""
     if not images:
         raise ValueError("name at least one image after the model.")
     size = model.input_shape[1:3]
     if None in size:
         raise ValueError("the model takes images of any size; predict needs a fixed one.")
-    probabilities = np.asarray(model.predict_on_batch(batch_of(images, size)))
+    low, high = input_range
+    pixels = low + batch_of(images, size) * np.float32((high - low) / 255.0)
+    probabilities = np.asarray(model.predict_on_batch(pixels))
     return [Prediction(str(p), top_k(row, class_names, k))
             for p, row in zip(images, probabilities, strict=True)]
 
 
 def predict_images(model_path, images: Sequence, *, k: int = 5) -> list:
     """Top-``k`` of a classifier saved by ``cnnkeras transfer`` (or ``saving.save_classifier``)."""
-    from cnnkeras.transfer.saving import load_classifier
+    from cnnkeras.transfer.saving import input_range, load_classifier
 
     if not images:
         raise ValueError("name at least one image after the model.")
     for image in images:  # a missing or broken picture fails before the slow model load
         load_image(image)
     model, names = load_classifier(model_path)
-    return classify(model, names, images, k=k)
+    return classify(model, names, images, k=k, input_range=input_range(model_path))
 
 
 def imagenet_model(weights: Optional[str] = "imagenet"):
     """The whole ImageNet Inception v3 (1000 classes): downloaded, or from a weights file."""
     import keras
 
-    from cnnkeras.architectures.inception import TOP_FILE, fetch_imagenet
-    from cnnkeras.transfer.model import first_line, resolve_weights
+    from cnnkeras.architectures.inception import (
+        TOP_FILE,
+        check_weights,
+        fetch_imagenet,
+        is_none,
+        load_weights_file,
+    )
 
-    weights = resolve_weights(weights)
-    if weights is None:
+    if is_none(weights):
         raise ValueError("--imagenet needs ImageNet weights: 'imagenet' (download) or the "
                          f"path of {TOP_FILE}.")
     if weights == "imagenet":
         return fetch_imagenet(instead=f"pass --weights PATH to a downloaded {TOP_FILE}")
+    path = check_weights(weights, (IMAGENET_SIZE, IMAGENET_SIZE, 3))
     model = keras.applications.InceptionV3(weights=None)
-    try:
-        model.load_weights(weights)
-    except Exception as err:  # a notop file, another architecture, a broken file
-        raise ValueError(f"could not load ImageNet Inception v3 weights (with the top) from "
-                         f"{weights!r}: {first_line(err)}") from None
+    load_weights_file(model, path, what="ImageNet Inception v3 weights (with the top)")
     return model
 
 

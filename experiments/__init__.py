@@ -27,4 +27,4 @@ def names() -> list[str]:
 
 
 # Importing a family module registers its experiments.
-from experiments import lecture, lenet, nn_variants  # noqa: E402,F401
+from experiments import lecture, lenet, nn_variants, transfer  # noqa: E402,F401

@@ -26,14 +26,16 @@ def test_overrides_are_parsed_by_type_and_leave_the_original_alone():
     config = apply_overrides(BASE, [
         "train.epochs=3", "train.learning_rate=0.01", "data.image_size=32x32",
         "data.limit=none", "tune.overwrite=true", "model.options.filters=(32, 64)",
-        "model.options.paddings=same",
+        "model.options.paddings=same", "model.options.batch_norm=false",
+        "model.options.augment=True",
     ])
     assert config.train.epochs == 3 and isinstance(config.train.epochs, int)
     assert config.train.learning_rate == 0.01
     assert config.data.image_size == (32, 32)
     assert config.data.limit is None
     assert config.tune.overwrite is True
-    assert dict(config.model.options) == {"filters": (32, 64), "paddings": "same"}
+    assert dict(config.model.options) == {"filters": (32, 64), "paddings": "same",
+                                          "batch_norm": False, "augment": True}
     assert BASE.train.epochs == TrainConfig().epochs
 
 

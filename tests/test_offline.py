@@ -19,7 +19,6 @@ import pytest
 import cnnkeras
 from cnnkeras import data, network, predict
 from cnnkeras.architectures.inception import NOTOP_FILE, TOP_FILE
-from cnnkeras.transfer import model as tmodel
 
 PLAN = data.SplitPlan(validation_fraction=0.1, test_fraction=0.2, seed=7)
 GOOGLE_STORAGE = ("storage.googleapis.com", 443)
@@ -108,7 +107,8 @@ def keras_cached(filename: str) -> bool:
 @pytest.mark.parametrize("fetch, filename, instead", [
     (lambda: cnnkeras.build("inception_v3", input_shape=(75, 75, 3), num_classes=5,
                             weights="imagenet"), NOTOP_FILE, "weights=PATH"),
-    (lambda: tmodel.load_base("imagenet", 75), NOTOP_FILE, "--weights PATH"),
+    (lambda: cnnkeras.build("inception_v3", input_shape=(75, 75, 3), num_classes=5,
+                            weights="imagenet", frozen_base=True), NOTOP_FILE, "--weights PATH"),
     (lambda: predict.imagenet_model("imagenet"), TOP_FILE, "--weights PATH"),
 ], ids=["inception_v3_builder", "transfer_base", "predict_imagenet"])
 def test_imagenet_weights_download_fails_for_the_network(fetch, filename, instead):

@@ -1,9 +1,9 @@
 """`cnnkeras predict`: top-k from a saved classifier, and the ImageNet path.
 
-The saved classifier here is a small stand-in with the transfer model's contract
-(RGB pixels in [0, 255] in, softmax out, class names beside it), so these tests
-cost seconds; the Inception v3 model that `cnnkeras transfer` saves is predicted
-with in tests/test_transfer.py.
+The saved classifier here is a small stand-in with a saved classifier's contract
+(RGB pixels in the sidecar's input range in, softmax out, class names beside it), so
+these tests cost seconds; the Inception v3 model that `cnnkeras transfer` saves (pixels
+in [0, 1], as the data pipeline gives them) is predicted with in tests/test_transfer.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from cnnkeras import cli, predict
-from cnnkeras.transfer.saving import save_classifier, sidecar_path
+from cnnkeras.transfer.saving import input_range, load_classifier, save_classifier, sidecar_path
 
 NAMES = ("red", "green", "blue")
 
@@ -54,6 +54,24 @@ def test_top_k_names_come_from_the_sidecar_after_a_safe_mode_reload(classifier, 
     assert all(len(r.top) == 2 and r.top[0][1] >= r.top[1][1] for r in results)
     assert results[0].top[0][1] == pytest.approx(1 / (1 + 2 * np.exp(-20 * 230 / 255)), rel=1e-4)
     assert results[3].top[0][1] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_a_model_on_unit_pixels_gets_them_as_its_sidecar_says(classifier, tmp_path):
+    """The same hand-set model taking [0, 1] pixels (as trained on the pipeline): same top-k."""
+    original, names = load_classifier(classifier)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    unit = keras.Model(inputs, outputs)
+    unit.get_layer("predictions").set_weights(original.get_layer("predictions").get_weights())
+    path = save_classifier(unit, tmp_path / "unit.keras", names, input_range=(0, 1))
+    assert input_range(path) == (0, 1) and input_range(classifier) == (0, 255)
+    image = save(tmp_path, "sky.png", Image.new("RGB", (24, 24), (30, 90, 220)))
+    expected = predict.predict_images(classifier, [image], k=3)[0].top
+    got = predict.predict_images(path, [image], k=3)[0].top
+    assert [label for label, _ in got] == [label for label, _ in expected] == [
+        "blue", "green", "red"]
+    np.testing.assert_allclose([p for _, p in got], [p for _, p in expected], rtol=1e-5)
 
 
 def test_cli_prints_each_image_with_its_ranked_classes(classifier, tmp_path, capsys):

@@ -156,9 +156,14 @@ def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.
     """Train ``config`` end to end: data, model under the strategy, fit, evaluate, save, log.
 
     The model is built (so bad options fail) before any MLflow run or backup folder
-    exists, and the backup is removed only once the model is saved and logged.
+    exists, and the backup is removed only once the model is saved and logged. A config
+    with a ``transfer`` section runs the two-phase recipe of ``cnnkeras.transfer``.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    if config.transfer is not None:
+        from cnnkeras.transfer import run_transfer  # it imports this module: not at the top
+
+        return run_transfer(config, strategy, tags=tags, callbacks=callbacks)
     if distribute.is_chief(strategy):
         tracking.check_store()  # a store that cannot take the run fails first, in one line
     keras.utils.set_random_seed(config.runtime.seed)

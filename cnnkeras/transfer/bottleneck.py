@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -34,18 +34,21 @@ def cache_key(**identity) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def compute(extractor: keras.Model, dataset: tf.data.Dataset):
-    """Features and labels of a batched, unshuffled (image, label) dataset."""
+def compute(extract: Callable, dataset: tf.data.Dataset, width: int):
+    """Features (``width`` each) and labels of a batched (image, label) dataset, in one pass.
+
+    ``extract``: images -> pooled features (``model.forward`` of the feature extractor).
+    """
     features, labels = [], []
     for images, batch_labels in dataset:
-        features.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float32))
+        features.append(np.asarray(extract(images), dtype=np.float32))
         labels.append(batch_labels.numpy())
     if not features:
-        return np.zeros((0, extractor.output_shape[-1]), np.float32), np.zeros((0,), np.int64)
+        return np.zeros((0, width), np.float32), np.zeros((0,), np.int64)
     return np.concatenate(features), np.concatenate(labels).astype(np.int64)
 
 
-def cached(extractor: keras.Model, dataset: tf.data.Dataset, path: Path):
+def cached(extract: Callable, dataset: tf.data.Dataset, path: Path, *, width: int):
     """``(features, labels, loaded)``: read from ``path`` if present, else computed and saved.
 
     The file is written under a temporary name and renamed, so an interrupted run
@@ -55,7 +58,7 @@ def cached(extractor: keras.Model, dataset: tf.data.Dataset, path: Path):
     if path.is_file():
         with np.load(path) as saved:
             return saved["features"], saved["labels"], True
-    features, labels = compute(extractor, dataset)
+    features, labels = compute(extract, dataset, width)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     try:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -72,16 +71,20 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def evaluate(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]):
-    """Predict a batched (pixels, label) split once and keep everything the report needs."""
+def evaluate(predict: Callable, dataset: tf.data.Dataset, class_names: Sequence[str]):
+    """Predict a batched (pixels in [0, 1], label) split once; keep what the report needs.
+
+    ``predict``: images -> class probabilities (``model.forward`` of the classifier).
+    """
     truths, probabilities, wrong, wrong_at = [], [], [], []
     seen = 0
     for images, labels in dataset:
-        probs = np.asarray(model.predict_on_batch(images), dtype=np.float64)
+        probs = np.asarray(predict(images), dtype=np.float64)
         labels = labels.numpy()
         missed = np.flatnonzero(probs.argmax(axis=-1) != labels)
         for index in missed[: GRID_IMAGES - len(wrong)]:
-            wrong.append(np.asarray(images[index]).astype(np.uint8))
+            wrong.append(np.clip(np.round(np.asarray(images[index]) * 255), 0, 255)
+                         .astype(np.uint8))
             wrong_at.append(seen + index)
         truths.append(labels)
         probabilities.append(probs)
@@ -89,7 +92,7 @@ def evaluate(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence
     truths = np.concatenate(truths).astype(np.int64)
     probabilities = np.concatenate(probabilities)
     predictions = probabilities.argmax(axis=-1)
-    shape = (0, *model.input_shape[1:])
+    shape = (0, *dataset.element_spec[0].shape[1:])
     return Evaluation(
         class_names=tuple(class_names), truths=truths, predictions=predictions,
         probabilities=probabilities,

@@ -1,126 +1,34 @@
-"""The transfer-learning classifier: ImageNet Inception v3 base under a new head.
+"""What the phases do to a model built with a frozen base (``inception_v3``, ``frozen_base=True``).
 
-The model takes RGB pixels in [0, 255] and holds everything else itself, as
-serializable layers (it reloads with ``keras.saving.load_model`` in safe mode):
-
-    input -> augmentation (flip, rotation, zoom, contrast; training only)
-          -> Rescaling(1/127.5, offset=-1)   # what inception_v3.preprocess_input computes
-          -> base "inception_v3" (include_top=False), called with training=False
-          -> avg_pool -> head_dropout -> predictions (softmax)
-
-Calling the base with ``training=False`` keeps its batch normalisation in
-inference mode in both phases, as the Keras transfer-learning guide does; the
-fine-tuning phase also keeps the batch-normalisation layers frozen.
+The model itself comes from the registered builder (``cnnkeras.architectures.inception``);
+here it is only taken apart: its nested base found, frozen and partly unfrozen, its
+pooled features and its head used alone.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional, Union
-
 import keras
+import tensorflow as tf
 from keras import layers
 
-from cnnkeras.architectures.inception import NOTOP_FILE, fetch_imagenet
+from cnnkeras.architectures.inception import BASE
 
-MIN_IMAGE_SIZE = 75  # the smallest input keras.applications.InceptionV3 accepts
-FEATURES = 2048  # channels of the base's last block, the pooled bottleneck width
-WEIGHTS_HELP = ("'imagenet' (downloaded where there is internet), 'none' (random "
-                "initialisation) or the path of a weights file for the Inception v3 base")
+HEAD_LAYERS = ("head_dropout", "predictions")
 
 
-def check_image_size(image_size: int) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or \
-            image_size < MIN_IMAGE_SIZE:
+def base_of(model: keras.Model) -> keras.Model:
+    """The nested base; a model without one (no ``frozen_base``) raises ``ValueError``."""
+    names = [layer.name for layer in model.layers]
+    if BASE not in names or not isinstance(model.get_layer(BASE), keras.Model):
         raise ValueError(
-            f"image_size must be an integer of at least {MIN_IMAGE_SIZE}, the smallest input "
-            f"Inception v3 accepts. Received: {image_size!r}")
-    return image_size
-
-
-def resolve_weights(weights: Union[None, str, Path]) -> Union[None, str]:
-    """``None``, ``"imagenet"`` or an existing file's path; anything else raises ValueError."""
-    if weights is None or str(weights).lower() == "none":
-        return None
-    if str(weights) == "imagenet":
-        return "imagenet"
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ValueError(f"weights file {str(path)!r} does not exist. Valid: {WEIGHTS_HELP}.")
-    return str(path)
-
-
-def first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def load_base(weights: Union[None, str, Path], image_size: int) -> keras.Model:
-    """``InceptionV3(include_top=False)`` at ``image_size``, weights resolved and loaded."""
-    size = check_image_size(image_size)
-    weights = resolve_weights(weights)
-    kwargs = dict(include_top=False, input_shape=(size, size, 3), name="inception_v3")
-    if weights == "imagenet":
-        return fetch_imagenet(instead=f"pass --weights PATH to a downloaded {NOTOP_FILE}, "
-                              "or --weights none", **kwargs)
-    base = keras.applications.InceptionV3(weights=None, **kwargs)
-    if weights is not None:
-        try:
-            base.load_weights(weights)
-        except Exception as err:  # wrong format, wrong architecture, truncated file
-            raise ValueError(
-                f"could not load the Inception v3 base weights from {weights!r}: "
-                f"{first_line(err)}. "
-                f"Valid: {WEIGHTS_HELP} (saved without the top).") from None
-    return base
-
-
-def augmentation(seed: Optional[int] = None) -> keras.Sequential:
-    """Random flip, rotation, zoom and contrast; active only when training."""
-    return keras.Sequential([
-        layers.RandomFlip("horizontal", seed=seed, name="flip"),
-        layers.RandomRotation(0.1, seed=seed, name="rotation"),
-        layers.RandomZoom(0.1, seed=seed, name="zoom"),
-        layers.RandomContrast(0.1, seed=seed, name="contrast"),
-    ], name="augmentation")
-
-
-def head(features, num_classes: int, *, dropout: float):
-    """Dropout and a softmax classifier over pooled features (float32 under mixed precision)."""
-    x = layers.Dropout(dropout, name="head_dropout")(features)
-    return layers.Dense(num_classes, activation="softmax", dtype="float32",
-                        name="predictions")(x)
-
-
-def build_classifier(base: keras.Model, num_classes: int, *, dropout: float = 0.2,
-                     augment: bool = True, seed: Optional[int] = None) -> keras.Model:
-    """Pixels in [0, 255] -> class probabilities, around a base called in inference mode."""
-    inputs = keras.Input(shape=base.input_shape[1:], name="image")
-    x = augmentation(seed)(inputs) if augment else inputs
-    x = layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(x)
-    x = base(x, training=False)
-    features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return keras.Model(inputs, head(features, num_classes, dropout=dropout),
-                       name="inception_v3_transfer")
-
-
-def build_head(num_classes: int, *, dropout: float = 0.2) -> keras.Model:
-    """The classifier's head alone, over cached pooled features (the bottleneck recipe)."""
-    inputs = keras.Input(shape=(FEATURES,), name="bottleneck")
-    return keras.Model(inputs, head(inputs, num_classes, dropout=dropout), name="head")
-
-
-def feature_extractor(model: keras.Model) -> keras.Model:
-    """Pixels -> pooled base features of ``model`` (augmentation is inactive in predict)."""
-    return keras.Model(model.inputs, model.get_layer("avg_pool").output, name="bottlenecks")
+            f"the transfer recipe needs a model with a nested, frozen base named {BASE!r}: "
+            f"model.architecture=inception_v3 with model.options.frozen_base=True. "
+            f"Received: a model {model.name!r} without one")
+    return model.get_layer(BASE)
 
 
 def block_names(base: keras.Model) -> list:
     return [layer.name for layer in base.layers if layer.name.startswith("mixed")]
-
-
-def freeze_base(base: keras.Model) -> None:
-    """Phase 1: nothing in the base trains."""
-    base.trainable = False
 
 
 def check_layer(base: keras.Model, from_layer: str) -> int:
@@ -128,9 +36,14 @@ def check_layer(base: keras.Model, from_layer: str) -> int:
     names = [layer.name for layer in base.layers]
     if from_layer not in names:
         raise ValueError(
-            f"fine_tune_from={from_layer!r} is not a layer of the Inception v3 base. Valid "
-            f"block names: {', '.join(block_names(base))} (or any layer name of the base).")
+            f"transfer.fine_tune_from={from_layer!r} is not a layer of the base. Valid block "
+            f"names: {', '.join(block_names(base))} (or any layer name of the base).")
     return names.index(from_layer)
+
+
+def freeze_base(base: keras.Model) -> None:
+    """Phase 1: nothing in the base trains."""
+    base.trainable = False
 
 
 def unfreeze_top(base: keras.Model, from_layer: str) -> list:
@@ -146,3 +59,33 @@ def unfreeze_top(base: keras.Model, from_layer: str) -> list:
         layer.trainable = not frozen
     return [layer.name for layer in base.layers[start:]
             if layer.trainable and layer.trainable_weights]
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """Pixels -> pooled base features of ``model`` (augmentation is inactive in inference)."""
+    return keras.Model(model.input, model.get_layer("avg_pool").output, name="bottlenecks")
+
+
+def head_of(model: keras.Model) -> keras.Model:
+    """The head alone over pooled features, sharing its layers (and weights) with ``model``."""
+    x = inputs = keras.Input(shape=model.get_layer("avg_pool").output.shape[1:], name="features")
+    for name in HEAD_LAYERS:
+        if name in [layer.name for layer in model.layers]:
+            x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name="head")
+
+
+def forward(model: keras.Model, *, eager: bool):
+    """``images -> model(images, training=False)``, traced once unless ``eager``.
+
+    A plain call, not ``predict_on_batch``: under a MirroredStrategy that hands the batch
+    to every replica and returns each prediction once per replica.
+    """
+    def call(images):
+        return model(images, training=False)
+
+    return call if eager else tf.function(call, reduce_retracing=True)
+
+
+def trainable_count(model: keras.Model) -> int:
+    return int(sum(int(tf.size(w)) for w in model.trainable_weights))

@@ -1,220 +1,203 @@
 """The two-phase recipe end to end: data, model, head training, fine-tuning, test, save, track.
 
-One MLflow run holds the whole recipe (configuration, test metrics, plots, the
-saved model) with a nested run per phase (its learning rate, trainable weights,
-per-epoch metrics and speed).
+An ``ExperimentConfig`` with a ``transfer`` section (``experiments/transfer.py``) runs
+here when ``train_experiment`` is handed it. The data come from the one pipeline
+(``cnnkeras.data``, pixels in [0, 1]); the model from the registered builder
+(``inception_v3`` with ``frozen_base=True``). One MLflow run holds the whole recipe
+(the resolved config, what every training run records before it starts, test metrics,
+plots, the saved model) with a nested run per phase (its learning rate, trainable
+weights, per-epoch metrics and speed).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
 
-from cnnkeras import data, tracking
-from cnnkeras.data import images, pipeline
+import cnnkeras
+from cnnkeras import data, distribute, tracking
+from cnnkeras.architectures.inception import check_weights
+from cnnkeras.config import ExperimentConfig, to_dict
 from cnnkeras.inspection import viz
-from cnnkeras.training import compile_model, summary_text
+from cnnkeras.tracking import schema
+from cnnkeras.training.compile import build_model, compile_model
+from cnnkeras.training.run import (
+    TrainResult,
+    early_stopping,
+    load_data,
+    log_start,
+    model_input_shape,
+    run_name,
+)
 from cnnkeras.transfer import bottleneck, evaluation, saving
 from cnnkeras.transfer import model as tmodel
 
-
-@dataclass(frozen=True)
-class TransferConfig:
-    """Everything one transfer run depends on; checked when made."""
-
-    data: str = "tf_flowers"
-    data_dir: Optional[str] = None
-    weights: Optional[str] = "imagenet"  # "imagenet", None/"none", or a weights file
-    image_size: int = 299
-    epochs: int = 10  # phase 1: the head on the frozen base
-    fine_tune_epochs: Optional[int] = None  # phase 2; None: same as epochs, 0: skip
-    batch_size: int = 32  # per replica
-    learning_rate: float = 1e-3
-    fine_tune_factor: float = 0.1  # phase 2 learning rate = learning_rate * this
-    fine_tune_from: str = "mixed7"
-    dropout: float = 0.2
-    augment: bool = True
-    bottlenecks: bool = False  # phase 1 on cached base features (no augmentation)
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.2
-    limit: Optional[int] = None  # at most this many images per split
-    seed: int = 1337
-    output_dir: str = "runs/transfer"
-    experiment: str = "cnnkeras-transfer"
-    verbose: int = 2
-    run_eagerly: bool = False  # skips graph tracing (~10 s per phase on a CPU): tiny runs only
-
-    def __post_init__(self):
-        tmodel.check_image_size(self.image_size)
-        for key in ("epochs", "batch_size", "learning_rate", "fine_tune_factor"):
-            if getattr(self, key) <= 0:
-                raise ValueError(f"{key} must be positive. Received: {getattr(self, key)!r}")
-        if self.fine_tune_epochs is not None and self.fine_tune_epochs < 0:
-            raise ValueError(f"fine_tune_epochs must be >= 0 (0 skips fine-tuning). "
-                             f"Received: {self.fine_tune_epochs!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1). Received: {self.dropout!r}")
-        if self.limit is not None and self.limit <= 0:
-            raise ValueError(f"limit must be positive. Received: {self.limit!r}")
-        if not (0 < self.validation_fraction and 0 < self.test_fraction
-                and self.validation_fraction + self.test_fraction < 1):
-            raise ValueError(
-                "validation_fraction and test_fraction must be positive and leave training "
-                f"data. Received: {self.validation_fraction}, {self.test_fraction}")
-
-    @property
-    def phase2_epochs(self) -> int:
-        return self.epochs if self.fine_tune_epochs is None else self.fine_tune_epochs
+PIXEL_RANGE = (0, 1)  # what the model takes: the pipeline's scaled pixels
 
 
 @dataclass(frozen=True)
-class TransferResult:
+class TransferResult(TrainResult):
+    """A training run's result (``history`` holds both phases' epochs), and per phase."""
+
+    class_names: tuple = ()
+    histories: dict = field(default_factory=dict)  # phase name -> keras history dict
+    phase_run_ids: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every phase shares."""
+
     model: keras.Model
-    class_names: tuple
-    histories: dict  # phase name -> keras history dict
-    test_metrics: dict
-    model_path: Path
-    run_id: str
-    phase_run_ids: dict
+    datasets: data.Datasets
+    config: ExperimentConfig
+    global_batch: int
+    parent: tracking.Run
+    callbacks: tuple
 
 
-@dataclass(frozen=True)
-class Splits:
-    """A source's splits and how to batch them as float pixels in [0, 255]."""
-
-    source: data.Source
-    image_size: int
-    batch_size: int
-    seed: int
-
-    def batches(self, split: str, *, shuffle: bool = False) -> tf.data.Dataset:
-        size = (self.image_size, self.image_size)
-        dataset = getattr(self.source, split).map(
-            lambda x, y: (images.fit_image(x, size=size, channels=3, fit="resize"), y),
-            num_parallel_calls=tf.data.AUTOTUNE).cache()
-        if shuffle:
-            dataset = dataset.shuffle(pipeline.SHUFFLE_BUFFER, seed=self.seed,
-                                      reshuffle_each_iteration=True)
-        return dataset.batch(self.batch_size).map(
-            lambda x, y: (tf.cast(x, tf.float32), y),
-            num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+def fine_tune_epochs(config: ExperimentConfig) -> int:
+    epochs = config.transfer.fine_tune_epochs
+    return config.train.epochs if epochs is None else epochs
 
 
-def load_splits(config: TransferConfig, global_batch: int) -> Splits:
-    """The seeded train/validation/test splits of ``config.data`` (any RGB-able source)."""
-    plan = data.SplitPlan(config.validation_fraction, config.test_fraction, config.seed,
-                          config.limit)
-    source = data.load_source(config.data, plan, config.data_dir)
-    if source.num_classes < 2:
-        raise ValueError(f"{config.data!r} has {source.num_classes} class; a classifier "
-                         "needs at least two.")
-    empty = [name for name, count in source.sizes.items() if count == 0]
+def preflight(config: ExperimentConfig, strategy: tf.distribute.Strategy) -> None:
+    """Every mistake that needs no data, found before data is read or any run exists.
+
+    One throw-away build at the configured input checks the options, the weights file,
+    the base and ``fine_tune_from`` (ImageNet weights load once, with the real model).
+    """
+    if distribute.is_multi_worker(strategy):
+        raise ValueError("the transfer recipe trains with model.fit on one machine. "
+                         "Received: runtime.strategy=multi_worker")
+    options = dict(config.model.options)
+    if options.get("weights") == "imagenet":
+        options["weights"] = None
+    model = cnnkeras.build(config.model.architecture, input_shape=model_input_shape(config),
+                           num_classes=2, **options)
+    tmodel.check_layer(tmodel.base_of(model), config.transfer.fine_tune_from)
+
+
+def load_datasets(config: ExperimentConfig, global_batch: int) -> data.Datasets:
+    """The one pipeline's splits of ``config.data``; a split left empty is a clear error."""
+    datasets = load_data(config, global_batch)
+    empty = [name for name, count in datasets.sizes.items() if count == 0]
     if empty:
-        raise ValueError(f"{config.data!r} leaves the {', '.join(empty)} split(s) empty "
-                         f"(sizes {source.sizes}); use more images or other fractions.")
-    return Splits(source, config.image_size, global_batch, config.seed)
+        raise ValueError(f"{config.data.dataset!r} leaves the {', '.join(empty)} split(s) empty "
+                         f"(sizes {datasets.sizes}); use more images or other fractions.")
+    return datasets
 
 
-def compile_for(model: keras.Model, config: TransferConfig, learning_rate: float):
-    compile_model(model, optimizer="adam", learning_rate=learning_rate)
-    model.run_eagerly = config.run_eagerly
-    return model
+def compile_phase(model: keras.Model, config: ExperimentConfig, learning_rate: float):
+    compile_model(model, optimizer=config.train.optimizer, learning_rate=learning_rate,
+                  jit_compile=config.runtime.jit_compile)
+    model.run_eagerly = config.transfer.run_eagerly
 
 
-def fit_phase(model, splits: Splits, config: TransferConfig, *, epochs: int,
-              learning_rate: float, run: tracking.Run, callbacks: Sequence) -> dict:
-    compile_for(model, config, learning_rate)
-    started = time.perf_counter()
-    history = model.fit(splits.batches("train", shuffle=True),
-                        validation_data=splits.batches("validation"), epochs=epochs,
-                        callbacks=[run.callback(), *callbacks], shuffle=False,
-                        verbose=config.verbose).history
+def log_speed(run: tracking.Run, images: int, started: float) -> None:
     seconds = time.perf_counter() - started
-    run.log_metrics({"train_seconds": seconds, "images_per_second":
-                     splits.source.sizes["train"] * epochs / max(seconds, 1e-9)})
+    run.log_metrics({"train_seconds": seconds, "images_per_second": images / max(seconds, 1e-9)})
+
+
+def fit_phase(ctx: Context, run: tracking.Run, *, epochs: int, learning_rate: float) -> dict:
+    compile_phase(ctx.model, ctx.config, learning_rate)
+    started = time.perf_counter()
+    history = ctx.model.fit(
+        ctx.datasets.train, validation_data=ctx.datasets.validation, epochs=epochs,
+        callbacks=[run.callback(), *early_stopping(ctx.config), *ctx.callbacks], shuffle=False,
+        verbose=ctx.config.runtime.verbose).history
+    log_speed(run, ctx.datasets.sizes["train"] * len(history.get("loss", [])), started)
     return history
 
 
-def bottleneck_head(model, splits: Splits, config: TransferConfig, run: tracking.Run,
-                    callbacks: Sequence) -> dict:
-    """Phase 1 on cached features: base forward once per image, then the head alone."""
-    weights = tmodel.resolve_weights(config.weights)
+def bottleneck_folder(ctx: Context) -> Path:
+    """``OUTPUT_DIR/NAME/bottlenecks/<key>``: the key covers all that fixes the features."""
+    config = ctx.config
+    weights = config.model.options.get("weights")
+    path = check_weights(weights, model_input_shape(config))
     key = bottleneck.cache_key(
-        data=config.data, data_dir=config.data_dir, limit=config.limit, seed=config.seed,
-        fractions=(config.validation_fraction, config.test_fraction),
-        sizes=splits.source.sizes, classes=splits.source.class_names,
-        image_size=config.image_size, weights=weights, weights_sha1=(
-            bottleneck.file_fingerprint(weights) if weights not in (None, "imagenet") else None))
-    folder = Path(config.output_dir) / "bottlenecks" / key
-    extractor = tmodel.feature_extractor(model)
-    extractor.run_eagerly = config.run_eagerly
+        data=to_dict(config)["data"], sizes=ctx.datasets.sizes,
+        classes=ctx.datasets.class_names, input_shape=ctx.datasets.input_shape,
+        architecture=config.model.architecture, imagenet=weights == "imagenet",
+        weights_sha1=bottleneck.file_fingerprint(path) if path else None)
+    return Path(config.runtime.output_dir) / config.name / "bottlenecks" / key
+
+
+def bottleneck_head(ctx: Context, run: tracking.Run) -> dict:
+    """Phase 1 on cached features: base forward once per image, then the head alone."""
+    folder = bottleneck_folder(ctx)
+    extract = tmodel.forward(tmodel.feature_extractor(ctx.model),
+                             eager=ctx.config.transfer.run_eagerly)
+    width = ctx.model.get_layer("avg_pool").output.shape[-1]
     started = time.perf_counter()
     (train_x, train_y, hit), (val_x, val_y, _) = (
-        bottleneck.cached(extractor, splits.batches(split), folder / f"{split}.npz")
-        for split in ("train", "validation"))
+        bottleneck.cached(extract, getattr(ctx.datasets, split), folder / f"{split}.npz",
+                          width=width) for split in ("train", "validation"))
     run.log_params({"bottleneck_cache": str(folder), "bottleneck_cache_hit": hit})
     run.log_metrics({"bottleneck_seconds": time.perf_counter() - started})
-    head = tmodel.build_head(model.output_shape[-1], dropout=config.dropout)
-    compile_for(head, config, config.learning_rate)
+    head = tmodel.head_of(ctx.model)  # shares the model's head layers: they train here
+    compile_phase(head, ctx.config, ctx.config.train.learning_rate)
+    started = time.perf_counter()
     history = head.fit(train_x, train_y, validation_data=(val_x, val_y),
-                       batch_size=splits.batch_size, epochs=config.epochs,
-                       callbacks=[run.callback(), *callbacks], verbose=config.verbose).history
-    layer = model.get_layer("predictions")
-    layer.set_weights(head.get_layer("predictions").get_weights())
+                       batch_size=ctx.global_batch, epochs=ctx.config.train.epochs,
+                       callbacks=[run.callback(), *early_stopping(ctx.config), *ctx.callbacks],
+                       verbose=ctx.config.runtime.verbose).history
+    log_speed(run, len(train_y) * len(history.get("loss", [])), started)
     return history
 
 
-def trainable_count(model: keras.Model) -> int:
-    return int(sum(int(tf.size(w)) for w in model.trainable_weights))
+def open_phase(ctx: Context, phase: str, title: str) -> tracking.Run:
+    exp_id = tracking.experiment_id(ctx.config.mlflow_experiment)
+    run = tracking.create_run(exp_id, name=title, parent=ctx.parent.run_id, tags={
+        schema.KIND_TAG: schema.TRANSFER, schema.PHASE_TAG: phase})
+    return run
 
 
-def phase_one(model, splits, config, *, exp_id, parent, callbacks):
-    run = tracking.create_run(exp_id, name="phase 1: head", parent=parent.run_id,
-                              tags={"cnnkeras.kind": "transfer", "cnnkeras.phase": "head"})
+def phase_one(ctx: Context) -> tuple[dict, str]:
+    """The head on the frozen base (called in inference mode), or on its cached features."""
+    config, run = ctx.config, open_phase(ctx, "head", "phase 1: head")
+    bottlenecks = config.transfer.bottlenecks
     with tracking.active(run), tracking.artifact_dir() as folder:
-        tmodel.freeze_base(model.get_layer("inception_v3"))
-        run.log_params({"phase": "head", "learning_rate": config.learning_rate,
-                        "epochs": config.epochs, "bottlenecks": config.bottlenecks,
-                        "augment": config.augment and not config.bottlenecks,
-                        "trainable_parameters": trainable_count(model)})
-        if config.bottlenecks:
-            history = bottleneck_head(model, splits, config, run, callbacks)
-        else:
-            history = fit_phase(model, splits, config, epochs=config.epochs,
-                                learning_rate=config.learning_rate, run=run,
-                                callbacks=callbacks)
+        tmodel.freeze_base(tmodel.base_of(ctx.model))
+        run.log_params({"phase": "head", "learning_rate": config.train.learning_rate,
+                        "epochs": config.train.epochs, "bottlenecks": bottlenecks,
+                        "augment": bool(config.model.options.get("augment")) and not bottlenecks,
+                        "trainable_parameters": tmodel.trainable_count(ctx.model)})
+        history = bottleneck_head(ctx, run) if bottlenecks else fit_phase(
+            ctx, run, epochs=config.train.epochs, learning_rate=config.train.learning_rate)
         run.log_artifact(viz.plot_learning_curves(history, folder / "phase1_curves.png"), "plots")
     return history, run.run_id
 
 
-def phase_two(model, splits, config, *, exp_id, parent, callbacks):
-    run = tracking.create_run(exp_id, name="phase 2: fine-tune", parent=parent.run_id,
-                              tags={"cnnkeras.kind": "transfer", "cnnkeras.phase": "fine_tune"})
-    learning_rate = config.learning_rate * config.fine_tune_factor
+def phase_two(ctx: Context) -> tuple[dict, str]:
+    """The base from ``fine_tune_from`` on, batch normalisation still frozen, at a lower rate."""
+    config, run = ctx.config, open_phase(ctx, "fine_tune", "phase 2: fine-tune")
+    learning_rate = config.train.learning_rate * config.transfer.fine_tune_factor
     with tracking.active(run), tracking.artifact_dir() as folder:
-        trained = tmodel.unfreeze_top(model.get_layer("inception_v3"), config.fine_tune_from)
+        trained = tmodel.unfreeze_top(tmodel.base_of(ctx.model), config.transfer.fine_tune_from)
         run.log_params({"phase": "fine_tune", "learning_rate": learning_rate,
-                        "epochs": config.phase2_epochs, "fine_tune_from": config.fine_tune_from,
-                        "trainable_parameters": trainable_count(model),
+                        "epochs": fine_tune_epochs(config),
+                        "fine_tune_from": config.transfer.fine_tune_from,
+                        "trainable_parameters": tmodel.trainable_count(ctx.model),
                         "trainable_layers": len(trained)})
         run.log_text("\n".join(trained), "trainable_layers.txt")
-        history = fit_phase(model, splits, config, epochs=config.phase2_epochs,
-                            learning_rate=learning_rate, run=run, callbacks=callbacks)
+        history = fit_phase(ctx, run, epochs=fine_tune_epochs(config),
+                            learning_rate=learning_rate)
         run.log_artifact(viz.plot_learning_curves(history, folder / "phase2_curves.png"), "plots")
     return history, run.run_id
 
 
-def log_test(run: tracking.Run, model, splits: Splits, folder: Path) -> dict:
-    result = evaluation.evaluate(model, splits.batches("test"), splits.source.class_names)
-    metrics = result.metrics()
-    run.log_metrics(metrics)
+def log_test(ctx: Context, folder: Path) -> evaluation.Evaluation:
+    predict = tmodel.forward(ctx.model, eager=ctx.config.transfer.run_eagerly)
+    result = evaluation.evaluate(predict, ctx.datasets.test, ctx.datasets.class_names)
+    run = ctx.parent
+    run.log_metrics(result.metrics())
     run.log_text(result.report(), "evaluation/report.txt")
     run.log_dict({"class_names": list(result.class_names), "matrix": result.matrix.tolist()},
                  "evaluation/confusion_matrix.json")
@@ -222,65 +205,65 @@ def log_test(run: tracking.Run, model, splits: Splits, folder: Path) -> dict:
                                                folder / "confusion_matrix.png"), "plots")
     run.log_artifact(evaluation.plot_misclassified(result, folder / "misclassified.png"),
                      "plots")
-    return metrics
+    return result
 
 
-def build(config: TransferConfig, num_classes: int, strategy) -> keras.Model:
-    with strategy.scope():
-        base = tmodel.load_base(config.weights, config.image_size)
-        tmodel.check_layer(base, config.fine_tune_from)  # before any training, not after
-        return tmodel.build_classifier(base, num_classes, dropout=config.dropout,
-                                       augment=config.augment, seed=config.seed)
+def save(ctx: Context) -> Path:
+    """``OUTPUT_DIR/NAME/RUN_ID/model.keras`` and its sidecar, both logged."""
+    config, run = ctx.config, ctx.parent
+    path = Path(config.runtime.output_dir) / config.name / run.run_id / "model.keras"
+    if not ctx.model.optimizer.built:  # bottlenecks alone: saved as it reloads, no warning
+        ctx.model.optimizer.build(ctx.model.trainable_variables)
+    saving.save_classifier(ctx.model, path, ctx.datasets.class_names, input_range=PIXEL_RANGE,
+                           info={"architecture": config.model.architecture,
+                                 "dataset": config.data.dataset, "run_id": run.run_id})
+    run.log_artifact(path, "model")
+    run.log_artifact(saving.sidecar_path(path), "model")
+    return path
 
 
-def run_transfer(config: TransferConfig, strategy: Optional[tf.distribute.Strategy] = None, *,
+def run_transfer(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
+                 *, tags: Optional[dict] = None,
                  callbacks: Sequence[keras.callbacks.Callback] = ()) -> TransferResult:
-    """Run the recipe; ``callbacks`` are added to both phases' ``fit``."""
+    """Run ``config``'s recipe; ``callbacks`` are added to both phases' ``fit``."""
     strategy = strategy or tf.distribute.get_strategy()
-    tmodel.resolve_weights(config.weights)  # a wrong path fails before any data is read
-    keras.utils.set_random_seed(config.seed)
+    preflight(config, strategy)
+    tracking.check_store()  # a store that cannot take the run fails first, in one line
+    keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
-    splits = load_splits(config, config.batch_size * strategy.num_replicas_in_sync)
-    names = splits.source.class_names
-    model = build(config, len(names), strategy)
-    exp_id = tracking.experiment_id(config.experiment)
-    parent = tracking.create_run(exp_id, name=f"inception_v3 transfer {config.data.split(':')[0]}",
-                                 tags={"cnnkeras.kind": "transfer", "architecture": "inception_v3",
-                                       "dataset": config.data})
+    global_batch = distribute.global_batch_size(config.train.batch_size, strategy)
+    datasets = load_datasets(config, global_batch)
+    with strategy.scope():
+        model = build_model(config, datasets.input_shape, datasets.num_classes)
+    parent = tracking.create_run(
+        tracking.experiment_id(config.mlflow_experiment), name=run_name(config, "transfer"),
+        tags={schema.ARCHITECTURE_TAG: config.model.architecture,
+              schema.DATASET_TAG: config.data.dataset, schema.KIND_TAG: schema.TRANSFER,
+              **(tags or {})})
+    ctx = Context(model, datasets, config, global_batch, parent, tuple(callbacks))
+    phases = [("head", phase_one)] + ([("fine_tune", phase_two)]
+                                      if fine_tune_epochs(config) else [])
     histories, phase_runs = {}, {}
     with tracking.active(parent), tracking.artifact_dir() as folder:
-        parent.log_params({**dataclasses.asdict(config), "replicas":
-                           strategy.num_replicas_in_sync, "parameters": model.count_params(),
-                           **{f"data.size.{k}": v for k, v in splits.source.sizes.items()},
-                           "data.skipped_files": len(splits.source.skipped_files)})
-        parent.log_dict(dataclasses.asdict(config), "config.json")
-        if splits.source.skipped_files:
-            parent.log_text("\n".join(splits.source.skipped_files), "data/skipped_files.txt")
-        parent.log_text(summary_text(model), "model_summary.txt")
-        phases = [("head", phase_one)] + ([("fine_tune", phase_two)]
-                                          if config.phase2_epochs else [])
+        log_start(parent, config, strategy, datasets, model)
         for name, phase in phases:
             with strategy.scope():
-                histories[name], phase_runs[name] = phase(
-                    model, splits, config, exp_id=exp_id, parent=parent, callbacks=callbacks)
-        metrics = log_test(parent, model, splits, folder)
-        path = Path(config.output_dir) / parent.run_id / "model.keras"
-        saving.save_classifier(model, path, names, info={
-            "architecture": "inception_v3", "dataset": config.data, "run_id": parent.run_id})
-        parent.log_artifact(path, "model")
-        parent.log_artifact(saving.sidecar_path(path), "model")
-    return TransferResult(model, names, histories, metrics, path, parent.run_id, phase_runs)
+                histories[name], phase_runs[name] = phase(ctx)
+        result = log_test(ctx, folder)
+        path = save(ctx)
+    history = {key: [v for h in histories.values() for v in h.get(key, [])]
+               for key in histories["head"]}
+    return TransferResult(model, history, {"loss": result.loss, "accuracy": result.accuracy},
+                          path, parent.run_id, class_names=datasets.class_names,
+                          histories=histories, phase_run_ids=phase_runs)
 
 
 def describe(result: TransferResult) -> str:
     """The few lines a command-line user wants after a run."""
     metrics = result.test_metrics
     return "\n".join([
-        f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}",
+        f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}",
         f"model: {result.model_path} (classes in {saving.sidecar_path(result.model_path).name})",
         f"MLflow run: {result.run_id} (phases: {json.dumps(result.phase_run_ids)})",
         f"try it: cnnkeras predict {result.model_path} YOUR_PHOTO.jpg",
     ])
-
-
-__all__ = ["TransferConfig", "TransferResult", "describe", "load_splits", "run_transfer"]

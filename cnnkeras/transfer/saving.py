@@ -1,5 +1,9 @@
 """A saved classifier: ``NAME.keras`` plus ``NAME.classes.json`` (class names and input facts).
 
+The input facts say what the model takes: its input shape and the range of its pixel
+values (``[0, 1]`` for models trained on ``cnnkeras.data`` pipelines; classifiers saved
+before that took ``[0, 255]``, the range assumed when a sidecar does not say).
+
 Both files are written under temporary names and renamed only when both are
 complete, so a failed or interrupted save never leaves a half-written model.
 The ``.keras`` file is plain Keras (no custom or ``Lambda`` layers): it reloads
@@ -18,7 +22,8 @@ import keras
 
 SIDECAR_SUFFIX = ".classes.json"
 VALID_MODEL = ("Valid: a .keras file (a zip archive) saved by `cnnkeras transfer` or "
-               "`cnnkeras train`, e.g. runs/transfer/RUN_ID/model.keras.")
+               "`cnnkeras train`, e.g. runs/transfer_flowers/RUN_ID/model.keras.")
+DEFAULT_RANGE = (0, 255)
 
 
 def sidecar_path(model_path) -> Path:
@@ -27,9 +32,12 @@ def sidecar_path(model_path) -> Path:
     return path.with_name(path.stem + SIDECAR_SUFFIX)
 
 
-def save_classifier(model: keras.Model, path, class_names, *,
-                    info: Optional[Mapping] = None) -> Path:
-    """Save ``model`` to ``path`` (``.keras``) and its class names beside it, atomically."""
+def save_classifier(model: keras.Model, path, class_names, *, info: Optional[Mapping] = None,
+                    input_range: tuple = DEFAULT_RANGE) -> Path:
+    """Save ``model`` to ``path`` (``.keras``) and its class names beside it, atomically.
+
+    ``input_range``: the pixel values ``model`` takes, (0, 1) or (0, 255).
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"model path must end in .keras. Received: {str(path)!r}")
@@ -41,7 +49,7 @@ def save_classifier(model: keras.Model, path, class_names, *,
     model_tmp = path.with_name(tag + ".keras")
     sidecar_tmp = path.with_name(tag + SIDECAR_SUFFIX)
     record = {"class_names": list(class_names), "input_shape": list(model.input_shape[1:]),
-              "input_range": [0, 255], **dict(info or {})}
+              "input_range": list(input_range), **dict(info or {})}
     try:
         model.save(model_tmp)
         sidecar_tmp.write_text(json.dumps(record, indent=2, default=str))
@@ -95,3 +103,11 @@ def load_classifier(path):
         raise ValueError(f"{sidecar} names {len(names)} classes but the model has {count} "
                          "outputs; the two files do not belong together.")
     return model, names
+
+
+def input_range(model_path) -> tuple:
+    """The pixel range the sidecar of ``model_path`` records; (0, 255) when it says nothing."""
+    sidecar = sidecar_path(model_path)
+    if not sidecar.is_file():
+        return DEFAULT_RANGE
+    return tuple(json.loads(sidecar.read_text()).get("input_range", DEFAULT_RANGE))

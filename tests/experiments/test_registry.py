@@ -13,10 +13,18 @@ import pytest
 
 import experiments
 from cnnkeras import training
+from cnnkeras.config import apply_overrides
 from cnnkeras.data.derived import FRAMES
 from tuning.spaces import SPACES
 
 BASE_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "tf_flowers": 5}
+
+
+def offline(config):
+    """``config`` with ImageNet weights (not downloadable here) as random ones: same model."""
+    if config.model.options.get("weights") != "imagenet":
+        return config
+    return apply_overrides(config, ["model.options.weights=none"])
 
 
 def shape_and_classes(config) -> tuple:
@@ -32,7 +40,7 @@ def shape_and_classes(config) -> tuple:
 
 @pytest.mark.parametrize("name", experiments.names())
 def test_experiment_builds_its_model_at_its_input_shape_and_classes(name):
-    config = experiments.get(name)
+    config = offline(experiments.get(name))
     assert config.name == name
     shape, classes = shape_and_classes(config)
     model = training.build_model(config, shape, classes)
@@ -43,7 +51,7 @@ def test_experiment_builds_its_model_at_its_input_shape_and_classes(name):
 
 @pytest.mark.parametrize("name", experiments.names())
 def test_experiment_search_space_draws_a_trial_that_builds(name):
-    config = experiments.get(name)
+    config = offline(experiments.get(name))
     hp = kt.HyperParameters()
     trial = SPACES.get(config.tune.space)(hp, config)
     assert trial.model.architecture == config.model.architecture
