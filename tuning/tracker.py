@@ -2,7 +2,9 @@
 
 The parent run is found again by the search's folder (``schema.SEARCH_DIR_TAG``), so
 re-running the same command continues it; a trial's run is found again by its
-trial id, so a re-run trial logs into the run it started.
+trial id, so a re-run trial logs into the run it started. The parent records the
+search's data as MLflow dataset inputs (train, validation, test); each trial's run
+carries the parent's train and validation inputs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import time
 from typing import Optional
 
-from cnnkeras import tracking, training
+from cnnkeras import data, tracking, training
 from cnnkeras.config import ExperimentConfig, flatten, to_json
 from cnnkeras.tracking import schema
 from tuning import distributed
@@ -38,13 +40,15 @@ class SearchTracker:
         return found[0] if found else None
 
     def child(self, tags: dict, name: str, parent_id: str) -> tracking.Run:
+        """A trial's (or execution's) run, carrying the datasets it trains on: its parent's."""
         found = self.find(tags, parent_id)
-        if found:
-            return tracking.reopen_run(found.info.run_id)
-        return tracking.create_run(self.exp_id, name=name, parent=parent_id, tags={
-            schema.ARCHITECTURE_TAG: self.config.model.architecture,
-            schema.DATASET_TAG: self.config.data.dataset, schema.KIND_TAG: schema.TRIAL, **tags,
-        })
+        run = tracking.reopen_run(found.info.run_id) if found else tracking.create_run(
+            self.exp_id, name=name, parent=parent_id, tags={
+                schema.ARCHITECTURE_TAG: self.config.model.architecture,
+                schema.DATASET_TAG: self.config.data.dataset, schema.KIND_TAG: schema.TRIAL,
+                **tags})
+        run.copy_datasets(parent_id, schema.FIT_SPLITS)
+        return run
 
     def trial_run(self, trial) -> tracking.Run:
         """The trial's run: created on its first attempt, reopened when it is re-run."""
@@ -151,7 +155,16 @@ def log_search_config(parent: tracking.Run, config: ExperimentConfig, strategy, 
     (MLflow params cannot change), and ``config.json`` is rewritten each time.
     """
     params = {k: v for k, v in flatten(config).items() if k != "tune.max_trials"}
+    parent.log_datasets(search_facts(config, sizes))  # the trials copy them from here
     parent.log_params({**params, "replicas": strategy.num_replicas_in_sync,
                        **{f"data.size.{k}": v for k, v in sizes.items()}})
     parent.set_tags({"tune.max_trials": config.tune.max_trials})
     parent.log_dict(json.loads(to_json(config)), "config.json")  # as a training run's
+
+
+def search_facts(config: ExperimentConfig, sizes: dict) -> data.DatasetFacts:
+    """The search's data as ``data.load`` describes it (only its split sizes are at hand)."""
+    plan = data.SplitPlan(config.data.validation_fraction, config.data.test_fraction,
+                          config.data.seed, config.data.limit)
+    return data.describe(config.data.dataset, shape=training.model_input_shape(config),
+                         sizes=sizes, plan=plan, data_dir=config.data.data_dir)

@@ -21,6 +21,7 @@ from cnnkeras.data.specs import SPEC_FORMS, TFDS_NAMES
 if TYPE_CHECKING:
     import tensorflow as tf
 
+    from cnnkeras.data.facts import DatasetFacts
     from cnnkeras.data.sources import Source, SplitPlan
 
 # TensorFlow loads with the first of these names used, not with the package, so that
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 LAZY = {"derived": "cnnkeras.data.derived", "images": "cnnkeras.data.images",
         "pipeline": "cnnkeras.data.pipeline",
         "sources": "cnnkeras.data.sources", "DataWarning": "cnnkeras.data.sources",
-        "Source": "cnnkeras.data.sources", "SplitPlan": "cnnkeras.data.sources"}
+        "Source": "cnnkeras.data.sources", "SplitPlan": "cnnkeras.data.sources",
+        "facts": "cnnkeras.data.facts", "DatasetFacts": "cnnkeras.data.facts",
+        "describe": "cnnkeras.data.facts"}
 
 
 def __getattr__(name: str):
@@ -50,6 +53,7 @@ class Datasets:
     sizes: dict
     skipped_files: tuple
     spec: str
+    facts: Optional[DatasetFacts] = None  # what a run records as its dataset inputs
 
     @property
     def num_classes(self) -> int:
@@ -86,7 +90,7 @@ def load(
 
     ``batch_size`` is the global batch size (per-replica size times replicas).
     """
-    from cnnkeras.data import derived, pipeline
+    from cnnkeras.data import derived, facts, pipeline
 
     kind, _, inner = spec.partition(":")
     if kind in derived.TRANSFORMS and inner:  # moving:SPEC, segmentation:SPEC
@@ -105,7 +109,10 @@ def load(
         sizes=dict(source.sizes),
         skipped_files=source.skipped_files,
         spec=spec,
+        facts=facts.describe(spec, shape=(*size, channels), sizes=source.sizes, plan=plan,
+                             data_dir=data_dir),
     )
 
 
-__all__ = ["Datasets", "DataWarning", "Source", "SplitPlan", "SPEC_FORMS", "load", "load_source"]
+__all__ = ["DatasetFacts", "Datasets", "DataWarning", "Source", "SplitPlan", "SPEC_FORMS",
+           "describe", "load", "load_source"]

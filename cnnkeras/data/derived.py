@@ -23,6 +23,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from cnnkeras.data.facts import short_hash
 from cnnkeras.data.specs import DERIVED_FORMS
 
 FRAMES = 8
@@ -120,4 +121,16 @@ def apply(kind: str, datasets, *, seed: int):
         extra = {"input_shape": (FRAMES, *datasets.input_shape)}
     else:
         extra = {"class_names": ("background", *datasets.class_names)}
-    return dataclasses.replace(datasets, spec=f"{kind}:{datasets.spec}", **extra, **splits)
+    facts = describe(kind, datasets.facts) if datasets.facts else None
+    return dataclasses.replace(datasets, spec=f"{kind}:{datasets.spec}", facts=facts, **extra,
+                               **splits)
+
+
+def describe(kind: str, facts):
+    """The ``DatasetFacts`` of ``kind:SPEC`` from SPEC's: name, digest, example or label shape."""
+    if kind not in TRANSFORMS:
+        raise ValueError(f"Unknown derived dataset {kind!r}. Valid: {', '.join(SPEC_FORMS)}.")
+    extra = ({"shape": (FRAMES, *facts.shape)} if kind == "moving"
+             else {"label_shape": tuple(facts.shape[:2])})  # segmentation: a mask per image
+    return dataclasses.replace(facts, name=f"{kind}:{facts.name}",
+                               digest=short_hash(kind, facts.digest), **extra)

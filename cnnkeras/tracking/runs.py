@@ -15,11 +15,12 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import mlflow
 
-from cnnkeras.tracking.schema import ERROR_TAG, HOST_TAG, PARENT_TAG, PID_TAG
+from cnnkeras.tracking import datasets
+from cnnkeras.tracking.schema import ERROR_TAG, HOST_TAG, PARENT_TAG, PID_TAG, SPLITS
 from cnnkeras.tracking.store import client
 
 MAX_PARAM_LENGTH = 6000
@@ -71,6 +72,15 @@ class Run:
     def log_dict(self, value: dict, name: str) -> None:
         self.client.log_text(self.run_id, json.dumps(value, indent=2, sort_keys=True,
                                                      default=str), name)
+
+    def log_datasets(self, facts, splits: Sequence[str] = SPLITS) -> None:
+        """Record ``facts`` (a ``cnnkeras.data.DatasetFacts``, or None: nothing) as the run's
+        dataset inputs, one per split of ``splits``."""
+        datasets.log_datasets(self.client, self.run_id, facts, splits)
+
+    def copy_datasets(self, from_run_id: str, splits: Sequence[str] = SPLITS) -> int:
+        """Record the current dataset inputs of ``from_run_id`` (of ``splits``) on this run."""
+        return datasets.copy_datasets(self.client, from_run_id, self.run_id, splits)
 
     def callback(self):
         """A Keras callback logging every epoch's metrics to this run."""

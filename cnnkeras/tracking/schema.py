@@ -31,6 +31,13 @@ PHASE_TAG = "cnnkeras.phase"  # transfer: "head" or "fine_tune"
 ARCHITECTURE_TAG = "architecture"
 DATASET_TAG = "dataset"
 
+# Datasets (MLflow dataset inputs, the runs table's Dataset column).
+DATASET_CONTEXT_TAG = "mlflow.data.context"  # MLflow's input tag: the split a dataset is
+SPLITS = ("train", "validation", "test")  # its values, as cnnkeras names the splits
+FIT_SPLITS = ("train", "validation")  # what a trial or a transfer phase trains on
+DATASET_DIGEST_TAG = "cnnkeras.dataset_digest"  # the source digest a run trains on now
+CODE_SOURCE_TAG = "mlflow.source.name"  # a code source's tag: the loader the data comes from
+
 # Searches and their trials.
 SEARCH_DIR_TAG = "cnnkeras.search_dir"
 TUNER_TAG = "tuner"

@@ -108,6 +108,7 @@ def log_start(run, config: ExperimentConfig, strategy, datasets, model) -> None:
     """What is known before the first step: config, data, model and where it trains."""
     run.log_params(flatten(config))
     run.log_dict(json.loads(to_json(config)), "config.json")
+    run.log_datasets(datasets.facts)  # the runs table's Dataset column, one entry per split
     run.log_params({
         "replicas": strategy.num_replicas_in_sync,
         "workers": max(1, distribute.cluster_size(distribute.read_tf_config())),

@@ -156,6 +156,7 @@ def open_phase(ctx: Context, phase: str, title: str) -> tracking.Run:
     exp_id = tracking.experiment_id(ctx.config.mlflow_experiment)
     run = tracking.create_run(exp_id, name=title, parent=ctx.parent.run_id, tags={
         schema.KIND_TAG: schema.TRANSFER, schema.PHASE_TAG: phase})
+    run.log_datasets(ctx.datasets.facts, schema.FIT_SPLITS)  # what the phase trains on
     return run
 
 
