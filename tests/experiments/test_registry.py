@@ -58,3 +58,22 @@ def test_experiment_search_space_draws_a_trial_that_builds(name):
     assert hp.values, f"space {config.tune.space!r} varies nothing"
     shape, classes = shape_and_classes(trial)
     assert training.build_model(trial, shape, classes).output_shape[-1] == classes
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_experiment_trains_one_step_of_two_images(name):
+    """One optimizer step on a batch of two random images at the experiment's input: its
+    model, loss and optimizer fit together (a smoke test of wiring, not of learning)."""
+    import numpy as np
+
+    config = offline(experiments.get(name))
+    shape, classes = shape_and_classes(config)
+    model = training.build_model(config, shape, classes)
+    rng = np.random.default_rng(0)
+    images = rng.random((2, *shape), dtype=np.float32)
+    labels = rng.integers(0, classes, (2, *model.output_shape[1:-1]))
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    loss = model.train_on_batch(images, labels, return_dict=True)["loss"]
+    assert np.isfinite(loss)
+    after = [w.numpy() for w in model.trainable_weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
