@@ -54,7 +54,7 @@ WORKER = textwrap.dedent("""
     np.savez(os.path.join(out, name + "_final.npz"), *result.model.get_weights())
     with open(os.path.join(out, name + ".json"), "w") as handle:
         json.dump({"history": result.history, "run_id": result.run_id,
-                   "model_path": str(result.model_path)}, handle)
+                   "model_uri": result.model_uri}, handle)
 """)
 
 
@@ -110,8 +110,11 @@ def test_two_workers_train_one_epoch_to_identical_changed_weights(cluster, tmp_p
     assert runs[0].data.tags["cnnkeras.route"] == "custom_loop"
     assert json.loads((tmp_path / "chief.json").read_text())["run_id"] == runs[0].info.run_id
     assert json.loads((tmp_path / "worker_1.json").read_text())["run_id"] == ""
-    saved = list((tmp_path / "runs" / "loopback").glob("*/model.keras"))
-    assert [p.parent.name for p in saved] == [runs[0].info.run_id]
+    (logged,) = client.search_logged_models([runs[0].info.experiment_id])
+    assert logged.source_run_id == runs[0].info.run_id  # the chief's model, logged once
+    assert json.loads((tmp_path / "chief.json").read_text())["model_uri"] == (
+        f"models:/{logged.model_id}")
+    assert json.loads((tmp_path / "worker_1.json").read_text())["model_uri"] == ""
     assert not list((tmp_path / "runs" / "loopback").glob("backup-*"))  # removed once done
 
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -23,7 +24,7 @@ def only_run(uri, experiment="cnnkeras-train"):
 
 def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys, artifact_paths):
     code = main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
-                 "--set", "runtime.verbose=0"])
+                 "--set", "runtime.verbose=0", "--register"])
     assert code == 0
     client, exp, run = only_run(tracking_store)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -42,8 +43,21 @@ def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys, ar
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 1
     assert set(artifact_paths(client, run.info.run_id)) >= {
         "config.json", "model_summary.txt", "plots/learning_curves.png",
-        "plots/confusion_matrix.png", "plots/filters.png", "model/model.keras"}
-    assert "test: accuracy" in capsys.readouterr().out
+        "plots/confusion_matrix.png", "plots/filters.png"}
+    out = capsys.readouterr().out
+    assert "test: accuracy" in out and f"model: runs:/{run.info.run_id}/model" in out
+    # The model is the run's MLflow model, its only copy; registered as the experiment's name
+    (logged,) = client.search_logged_models([exp.experiment_id])
+    assert logged.source_run_id == run.info.run_id and logged.name == "model"
+    assert "registered: models:/cnnkeras-train/1" in out
+    version = client.get_model_version("cnnkeras-train", "1")
+    assert version.run_id == run.info.run_id
+    assert float(version.tags["accuracy"]) == pytest.approx(metrics["test_accuracy"], abs=1e-4)
+    assert not list(Path.cwd().rglob("runs/**/*.keras"))
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert list(model.metadata.metadata["class_names"]) == [str(i) for i in range(10)]
 
 
 def test_options_that_do_not_fit_fail_in_one_line_before_any_run(tracking_store, capsys,

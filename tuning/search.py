@@ -30,7 +30,7 @@ from cnnkeras import distribute, tracking, training
 from cnnkeras.config import ExperimentConfig, to_json
 from cnnkeras.geometry import GeometryError
 from cnnkeras.tracking import schema
-from tuning import distributed, oracles, project, report
+from tuning import distributed, oracles, project, report, winner
 from tuning.spaces import SPACES, search_config
 from tuning.tracker import (
     SearchTracker,
@@ -217,6 +217,7 @@ class SearchResult:
     parent_run_id: str
     experiment_id: str
     summary: Optional[report.Summary]
+    winner: Optional[winner.Winner] = None
 
 
 def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
@@ -273,5 +274,7 @@ def search_in(folder: Path, config: ExperimentConfig, space, strategy, verbose: 
         else:
             tuner.search(**fit_args)
         summary = report.summarize(tuner.oracle, exp_id, parent, config)
+        best = winner.deliver(tuner, summary, config, space, datasets, parent, strategy)
     report.print_summary(summary, exp_id)
-    return SearchResult(parent.run_id, exp_id, summary)
+    winner.print_winner(best)
+    return SearchResult(parent.run_id, exp_id, summary, best)

@@ -18,13 +18,16 @@ def _train(sub):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="per replica")
     parser.add_argument("--data-dir", help="tensorflow-datasets data directory")
+    parser.add_argument("--register", action="store_true",
+                        help="register the model in the MLflow Model Registry under the "
+                             "experiment's name (a new version)")
     add_runtime(parser)
     add_overrides(parser)
 
     def handler(args):
         import experiments
         from cnnkeras.config import ModelConfig
-        from cnnkeras.training import train_experiment
+        from cnnkeras.training import register, train_experiment
 
         if args.architecture in experiments.names() and not args.experiment:
             args.experiment, args.architecture = args.architecture, None
@@ -45,7 +48,12 @@ def _train(sub):
         if not result.run_id:  # a non-chief worker: the chief logs and saves
             print(f"test: {metrics}\n(worker: the chief saves the model and logs to MLflow)")
             return
-        print(f"test: {metrics}\nmodel: {result.model_path}\nMLflow run: {result.run_id}")
+        if args.register:
+            result = register(result, config.mlflow_experiment)
+        print(f"test: {metrics}\nMLflow run: {result.run_id}\n"
+              f"model: runs:/{result.run_id}/model ({result.model_uri})")
+        if result.registered:
+            print(f"registered: {result.registered}")
 
     return handler
 

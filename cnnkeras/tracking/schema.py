@@ -40,6 +40,7 @@ CODE_SOURCE_TAG = "mlflow.source.name"  # a code source's tag: the loader the da
 
 # Searches and their trials.
 SEARCH_DIR_TAG = "cnnkeras.search_dir"
+REGISTERED_TAG = "cnnkeras.registered_model"  # the search's winner: models:/NAME/VERSION
 TUNER_TAG = "tuner"
 TRIAL_ID_TAG = "trial_id"
 TRIAL_STATUS_TAG = "trial_status"

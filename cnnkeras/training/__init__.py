@@ -19,15 +19,16 @@ from cnnkeras.training.compile import (
 from cnnkeras.training.run import (
     TrainResult,
     load_data,
+    log_model,
     model_input_shape,
     predict_labels,
+    register,
     run_name,
-    save_model,
     train_experiment,
 )
 
 __all__ = [
     "TrainResult", "build_model", "check_labels_fit_task", "compile_model", "load_data",
-    "make_optimizer", "model_facts", "model_input_shape", "predict_labels", "run_name",
-    "save_model", "summary_text", "task_metrics", "train_experiment",
+    "log_model", "make_optimizer", "model_facts", "model_input_shape", "predict_labels", "run_name",
+    "register", "summary_text", "task_metrics", "train_experiment",
 ]

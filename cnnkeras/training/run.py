@@ -12,6 +12,7 @@ saves; the other workers save into a temporary folder and log nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import tempfile
 import time
@@ -27,6 +28,7 @@ import cnnkeras
 from cnnkeras import data, distribute, tracking
 from cnnkeras.config import ExperimentConfig, flatten, to_json
 from cnnkeras.inspection import viz
+from cnnkeras.tracking import models as tracked_models
 from cnnkeras.tracking import schema
 from cnnkeras.training import checkpoints
 from cnnkeras.training.compile import build_model, check_labels_fit_task, model_facts, summary_text
@@ -40,8 +42,9 @@ class TrainResult:
     model: keras.Model
     history: dict
     test_metrics: dict
-    model_path: Path
+    model_uri: str  # the logged MLflow model, models:/<id> ("" on a worker, not the chief)
     run_id: str  # "" on a worker that is not the chief
+    registered: str = ""  # models:/NAME/VERSION when registered
 
 
 def model_input_shape(config: ExperimentConfig) -> tuple:
@@ -188,12 +191,11 @@ def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.
             if chief:
                 history = whole_history(run, history, resumed)
                 log_results(run, model, datasets, history, test_metrics, folder)
-                model_path = save_model(model, config, run.run_id)
-                run.log_artifact(model_path, "model")
+                model_uri = log_model(run, model, datasets)
             else:
-                model_path = save_elsewhere(model, folder)
+                model_uri = save_elsewhere(model, folder)
         checkpoints.remove(loop.root if chief else loop.directory)
-    return TrainResult(model, history, test_metrics, model_path, run.run_id if chief else "")
+    return TrainResult(model, history, test_metrics, model_uri, run.run_id if chief else "")
 
 
 def fit_and_evaluate(loop, model, config, datasets, run, callbacks) -> tuple[dict, dict]:
@@ -211,17 +213,29 @@ def fit_and_evaluate(loop, model, config, datasets, run, callbacks) -> tuple[dic
     return history, loop.evaluate(model, datasets.test)
 
 
-def save_model(model: keras.Model, config: ExperimentConfig, run_id: str) -> Path:
-    folder = Path(config.runtime.output_dir) / config.name / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "model.keras"
-    model.save(path)
-    return path
+def example_images(dataset: tf.data.Dataset, count: int = 2) -> np.ndarray:
+    """The first ``count`` images of a batched (image, label) dataset, as the model takes them."""
+    images, _ = next(iter(dataset))
+    return np.asarray(images[:count])
 
 
-def save_elsewhere(model: keras.Model, folder: Path) -> Path:
+def log_model(run, model: keras.Model, datasets) -> str:
+    """The model as the run's MLflow model (its only copy): class names, input and an example
+    of two test images travel with it. Returns its ``models:/<id>`` URI."""
+    return tracked_models.log_model(run, model, class_names=datasets.class_names,
+                                     input_example=example_images(datasets.test),
+                                     input_range=(0, 1))
+
+
+def register(result: TrainResult, name: str) -> TrainResult:
+    """``result``'s model as a new version of registered model ``name``."""
+    uri = tracked_models.register(result.model_uri, name, run_id=result.run_id, tags={
+        "run_id": result.run_id, **{k: f"{v:.4f}" for k, v in result.test_metrics.items()}})
+    return dataclasses.replace(result, registered=uri)
+
+
+def save_elsewhere(model: keras.Model, folder: Path) -> str:
     """A non-chief worker saves too (TensorFlow's rule), into a folder that is then dropped."""
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        path = Path(scratch) / "model.keras"
-        model.save(path)
-    return path
+        model.save(Path(scratch) / "model.keras")
+    return ""

@@ -250,3 +250,35 @@ def test_a_small_resnet_searches_on_digits(store, tmp_path):
                            filters=(16, 32, 64, 128))
     assert int(params["parameters"]) == built.count_params()
     assert client.get_run(result.parent_run_id).data.tags["architecture"] == "resnet18"
+
+
+def test_the_search_delivers_its_best_trial_tested_logged_and_registered(three_trials):
+    client, result, folder, printed = three_trials
+    winner = result.winner
+    assert winner.trial_id == result.summary.best_trial_id
+    assert winner.registered == "models:/lecture_digits/1"
+    assert f"Registered: {winner.registered}" in printed
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.metrics["test_accuracy"] == pytest.approx(
+        winner.test_metrics["test_accuracy"])
+    assert parent.data.tags["cnnkeras.registered_model"] == winner.registered
+    best_run = client.get_run(result.summary.best_run_id)
+    assert best_run.data.metrics["test_accuracy"] == parent.data.metrics["test_accuracy"]
+    version = client.get_model_version("lecture_digits", "1")
+    assert version.tags["trial_id"] == winner.trial_id
+    assert version.tags["search_run_id"] == result.parent_run_id
+    assert float(version.tags["test_accuracy"]) == pytest.approx(
+        winner.test_metrics["test_accuracy"], abs=1e-4)
+    # Rebuilt from the best trial's checkpoint: the same weights, not a retrained model.
+    import numpy as np
+
+    model = mlflow.keras.load_model(winner.registered)
+    trial_dir = next((folder / "tuner").rglob(f"trial_{winner.trial_id}"))
+    config_path = client.download_artifacts(result.summary.best_run_id, "config.json",
+                                            str(folder))
+    options = json.loads(open(config_path).read())["model"]["options"]
+    best = cnnkeras.build("lecture_cnn", input_shape=model.input_shape[1:], num_classes=10,
+                          **options)
+    best.load_weights(trial_dir / "checkpoint.weights.h5")
+    for ours, theirs in zip(model.get_weights(), best.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
