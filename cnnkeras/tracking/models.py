@@ -76,7 +76,10 @@ def log_model(run: Run, model, *, class_names: Sequence[str], input_example: np.
     and the model's answer to it; both are stored with the model.
     """
     input_example = np.asarray(input_example, dtype="float32")
-    signature = infer_signature(input_example, model.predict(input_example, verbose=0))
+    # a plain call, not predict(): under a multi-worker strategy predict() is a collective
+    # step, and the other workers have finished by the time the chief logs
+    outputs = np.asarray(model(input_example, training=False), dtype="float32")
+    signature = infer_signature(input_example, outputs)
     meta = {"class_names": [str(name) for name in class_names],
             "input_shape": [int(d) for d in model.input_shape[1:]],
             "input_range": list(input_range)}
