@@ -67,3 +67,23 @@ def _list(sub):
         print("datasets:     ", ", ".join(SPEC_FORMS))
 
     return handler
+
+
+@command("serve", "MLflow's scoring server for a logged or registered model, on 127.0.0.1")
+def _serve(sub):
+    parser = sub.add_parser("serve", help="serve a model: POST /invocations -> class "
+                                          "probabilities")
+    parser.add_argument("model", metavar="MODEL_URI",
+                        help="models:/NAME/VERSION, models:/NAME/latest or runs:/RUN_ID/model")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--workers", type=int, default=1)
+
+    def handler(args):
+        from cnnkeras.tracking import serving
+
+        return serving.serve_model(args.model, host=args.host, port=args.port,
+                                   workers=args.workers)
+
+    return handler
