@@ -29,6 +29,40 @@ def default_input_shape(name: str) -> tuple:
     return tuple(default)
 
 
+def load_model(ref):
+    """The ``keras.Model`` that ``ref`` names: a ``.keras`` path, ``runs:/<run id>/model``,
+    ``models:/NAME/VERSION``, ``models:/NAME/latest`` or ``models:/<model id>``.
+
+    Its class names and input range come with ``cnnkeras.tracking.models.load(ref)``.
+    """
+    from cnnkeras.tracking.models import load
+
+    return load(ref).model
+
+
+def train(name=None, *, overrides=(), register=False, **settings):
+    """Train a named experiment or a registered architecture, as ``cnnkeras train`` does.
+
+    ``settings``: dataset, data_dir, epochs, batch_size, strategy, precision;
+    ``overrides``: ``["section.key=value", ...]``. Returns a ``TrainResult`` (model,
+    history, test_metrics, run_id, model_uri, registered).
+    """
+    from cnnkeras.cli import api
+
+    return api.train(name, overrides=overrides, register=register, **settings)
+
+
+def tune(name=None, *, overrides=(), **settings):
+    """Search a named experiment's space, as ``cnnkeras tune`` does.
+
+    ``settings``: tuner, max_trials, dataset, epochs, strategy, precision. Returns a
+    ``SearchResult`` (parent_run_id, summary, winner with its registered model URI).
+    """
+    from cnnkeras.cli import api
+
+    return api.tune(name, overrides=overrides, **settings)
+
+
 def list_architectures() -> list[str]:
     """The names ``build`` accepts."""
     from cnnkeras.registry import ARCHITECTURES
@@ -36,4 +70,5 @@ def list_architectures() -> list[str]:
     return ARCHITECTURES.names()
 
 
-__all__ = ["build", "default_input_shape", "list_architectures", "__version__"]
+__all__ = ["build", "default_input_shape", "list_architectures", "load_model", "train", "tune",
+           "__version__"]

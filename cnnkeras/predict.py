@@ -1,7 +1,12 @@
 """Top-k classes for your own pictures: a saved cnnkeras classifier, or ImageNet Inception v3.
 
-Any picture PIL opens is accepted (``cnnkeras.data.images.load_image``) and
-resized exactly as the training pipeline resizes (``cnnkeras.data.images.fit_image``).
+The classifier is any model ``cnnkeras.tracking.models.load`` loads: a ``.keras`` file
+(class names and pixel range from its ``.classes.json``) or an MLflow URI
+(``runs:/<run id>/model``, ``models:/NAME/VERSION``, ``models:/NAME/latest``,
+``models:/<model id>``; from the logged model's metadata). Any picture PIL opens is
+accepted (``cnnkeras.data.images.load_image``), converted to the model's channels
+(RGB to grayscale or back) and resized exactly as the training pipeline does
+(``cnnkeras.data.images.fit_image``).
 """
 
 from __future__ import annotations
@@ -32,11 +37,38 @@ class Prediction:
         return "\n".join([self.image, *rows])
 
 
-def batch_of(paths: Sequence, size: tuple) -> np.ndarray:
-    """Images resized to ``size`` as the training pipeline does; float32 pixels in [0, 255]."""
-    return np.stack([
-        fit_image(load_image(p), size=tuple(size), channels=3, fit="resize").numpy()
-        for p in paths]).astype(np.float32)
+def batch_of(paths: Sequence, size: tuple, channels: int = 3) -> np.ndarray:
+    """Images with ``channels`` (1 or 3) resized to ``size`` as the training pipeline does;
+    float32 pixels in [0, 255]."""
+    return np.stack([_fitted(p, tuple(size), channels) for p in paths]).astype(np.float32)
+
+
+def _fitted(path, size: tuple, channels: int) -> np.ndarray:
+    image = load_image(path)
+    try:
+        return fit_image(image, size=size, channels=channels, fit="resize").numpy()
+    except Exception as err:  # TensorFlow's own errors are not ValueErrors
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"cannot convert {str(path)!r} to the model's input "
+                         f"{'x'.join(map(str, (*size, channels)))}: {reason}") from None
+
+
+def image_input(model, images: Sequence) -> tuple:
+    """``(height, width, channels)`` of the one image input of ``model``; a model the
+    images cannot be given to raises ``ValueError`` naming the first image."""
+    shape = model.input_shape
+    if isinstance(shape, list) or len(shape) != 4:
+        raise ValueError(f"cannot convert {str(images[0])!r} to the model's input {shape}: "
+                         "predict gives a model one image input (batch, height, width, "
+                         "channels).")
+    _, height, width, channels = shape
+    if channels not in (1, 3):
+        raise ValueError(f"cannot convert {str(images[0])!r} to the model's input "
+                         f"{height}x{width}x{channels}: a picture becomes 1 (grayscale) or 3 "
+                         f"(RGB) channels, not {channels}.")
+    if height is None or width is None:
+        raise ValueError("the model takes images of any size; predict needs a fixed one.")
+    return height, width, channels
 
 
 def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> tuple:
@@ -49,26 +81,41 @@ def classify(model, class_names: Sequence[str], images: Sequence, *, k: int = 5,
     """Top-``k`` of ``model`` (pixels in ``input_range`` in, probabilities out) for image files."""
     if not images:
         raise ValueError("name at least one image after the model.")
-    size = model.input_shape[1:3]
-    if None in size:
-        raise ValueError("the model takes images of any size; predict needs a fixed one.")
+    height, width, channels = image_input(model, images)
     low, high = input_range
-    pixels = low + batch_of(images, size) * np.float32((high - low) / 255.0)
+    pixels = low + batch_of(images, (height, width), channels) * np.float32((high - low) / 255.0)
     probabilities = np.asarray(model.predict_on_batch(pixels))
     return [Prediction(str(p), top_k(row, class_names, k))
             for p, row in zip(images, probabilities, strict=True)]
 
 
-def predict_images(model_path, images: Sequence, *, k: int = 5) -> list:
-    """Top-``k`` of a classifier saved by ``cnnkeras transfer`` (or ``saving.save_classifier``)."""
-    from cnnkeras.transfer.saving import input_range, load_classifier
+def predict_images(model_ref, images: Sequence, *, k: int = 5) -> list:
+    """Top-``k`` of a saved classifier: a ``.keras`` path (``cnnkeras transfer``,
+    ``saving.save_classifier``) or an MLflow URI (module docstring)."""
+    from cnnkeras.tracking.models import load
 
     if not images:
         raise ValueError("name at least one image after the model.")
     for image in images:  # a missing or broken picture fails before the slow model load
         load_image(image)
-    model, names = load_classifier(model_path)
-    return classify(model, names, images, k=k, input_range=input_range(model_path))
+    loaded = load(model_ref)
+    return classify(loaded.model, class_names(loaded), images, k=k,
+                    input_range=loaded.input_range)
+
+
+def class_names(loaded) -> tuple:
+    """The model's class names; ``class_0 ...`` with a warning when nothing records them."""
+    if loaded.class_names is not None:
+        return loaded.class_names
+    import warnings
+
+    from cnnkeras.tracking.models import is_uri
+    from cnnkeras.transfer.saving import sidecar_path
+
+    where = (f"{loaded.source} records no class names" if is_uri(loaded.source)
+             else f"{sidecar_path(loaded.source)} is missing")
+    warnings.warn(f"{where}; classes are shown by index.", stacklevel=3)
+    return tuple(f"class_{i}" for i in range(loaded.model.output_shape[-1]))
 
 
 def imagenet_model(weights: Optional[str] = "imagenet"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Callable
 
 COMMANDS: dict[str, Callable] = {}
@@ -32,24 +31,10 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(config, args, **fields):
-    """``config`` with CLI flags and --set overrides applied (flags first)."""
-    from cnnkeras.config import apply_overrides
+    """``config`` with config-key ``fields`` (flags), runtime flags and --set applied."""
+    from cnnkeras.cli import api
 
     pairs = [f"{key}={value}" for key, value in fields.items() if value is not None]
-    for flag, key in (("strategy", "runtime.strategy"), ("precision", "runtime.precision")):
-        if getattr(args, flag, None):
-            pairs.append(f"{key}={getattr(args, flag)}")
-    config = apply_overrides(config, pairs + list(args.overrides))
-    from cnnkeras.architectures.options import resolve_options  # checked before anything runs
-
-    options = resolve_options(config.model.architecture, config.model.options)
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, options=options))
-
-
-def start_runtime(config):
-    """Precision and strategy, created once here at the entry point."""
-    from cnnkeras import distribute
-
-    distribute.set_precision(config.runtime.precision)
-    return distribute.create_strategy(config.runtime.strategy,
-                                      cpu_devices=config.runtime.cpu_devices)
+    return api.resolve(config, pairs + list(args.overrides),
+                       strategy=getattr(args, "strategy", None),
+                       precision=getattr(args, "precision", None))

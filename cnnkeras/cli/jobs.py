@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
+from cnnkeras.cli import api
+from cnnkeras.cli.common import add_overrides, add_runtime, command, resolve_config
 
-from cnnkeras.cli.common import add_overrides, add_runtime, command, resolve_config, start_runtime
+RUNTIME_FLAGS = ("strategy", "precision")
+TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "data_dir", *RUNTIME_FLAGS)
+TUNE_FLAGS = ("tuner", "max_trials", "dataset", "epochs", *RUNTIME_FLAGS)
+
+
+def settings(args, flags) -> dict:
+    """The flags a user gave, as keywords of ``cnnkeras.train`` / ``cnnkeras.tune``."""
+    return {flag: getattr(args, flag) for flag in flags if getattr(args, flag) is not None}
 
 
 @command("train", "train one architecture on one dataset, tracked in MLflow")
@@ -25,31 +33,17 @@ def _train(sub):
     add_overrides(parser)
 
     def handler(args):
-        import experiments
-        from cnnkeras.config import ModelConfig
-        from cnnkeras.training import register, train_experiment
-
-        if args.architecture in experiments.names() and not args.experiment:
-            args.experiment, args.architecture = args.architecture, None
         if not args.architecture and not args.experiment:
             raise ValueError("Name an architecture or --experiment. See `cnnkeras list`.")
-        base = experiments.get(args.experiment or experiments.DEFAULT)
-        if not args.experiment:  # a bare architecture: its own defaults, its own input size
-            base = dataclasses.replace(
-                base, name="cnnkeras-train", model=ModelConfig(args.architecture),
-                data=dataclasses.replace(base.data, image_size=None, channels=None))
-        config = resolve_config(
-            base, args,
-            **{"model.architecture": args.architecture, "data.dataset": args.dataset,
-               "train.epochs": args.epochs, "train.batch_size": args.batch_size,
-               "data.data_dir": args.data_dir})
-        result = train_experiment(config, start_runtime(config))
+        overrides = list(args.overrides)
+        if args.architecture and args.experiment:  # an experiment with another architecture
+            overrides.insert(0, f"model.architecture={args.architecture}")
+        result = api.train(args.experiment or args.architecture, overrides=overrides,
+                           register=args.register, **settings(args, TRAIN_FLAGS))
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
         if not result.run_id:  # a non-chief worker: the chief logs and saves
             print(f"test: {metrics}\n(worker: the chief saves the model and logs to MLflow)")
             return
-        if args.register:
-            result = register(result, config.mlflow_experiment)
         print(f"test: {metrics}\nMLflow run: {result.run_id}\n"
               f"model: runs:/{result.run_id}/model ({result.model_uri})")
         if result.registered:
@@ -70,15 +64,7 @@ def _tune(sub):
     add_overrides(parser)
 
     def handler(args):
-        import experiments
-
-        config = resolve_config(
-            experiments.get(args.experiment or experiments.DEFAULT), args,
-            **{"tune.tuner": args.tuner, "tune.max_trials": args.max_trials,
-               "data.dataset": args.dataset, "train.epochs": args.epochs})
-        from tuning.search import run_search  # TensorFlow loads after the config is checked
-
-        run_search(config, start_runtime(config))
+        api.tune(args.experiment, overrides=args.overrides, **settings(args, TUNE_FLAGS))
 
     return handler
 
@@ -116,6 +102,6 @@ def _transfer(sub):
         size, fields["runtime.seed"] = fields["data.image_size"], fields["data.seed"]
         fields["data.image_size"] = None if size is None else f"{size}x{size}"
         config = resolve_config(experiments.get("transfer_flowers"), args, **fields)
-        print(describe(train_experiment(config, start_runtime(config))))
+        print(describe(train_experiment(config, api.start_runtime(config))))
 
     return handler

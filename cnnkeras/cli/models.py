@@ -1,8 +1,17 @@
-"""Looking at a model: `predict`, `inspect`, `filters` and `feature-maps`."""
+"""Looking at a model: `predict`, `inspect`, `filters` and `feature-maps`.
+
+Each takes a saved model by reference: a ``.keras`` path or an MLflow URI
+(``runs:/<run id>/model``, ``models:/NAME/VERSION``, ``models:/NAME/latest``,
+``models:/<model id>``); ``inspect``, ``filters`` and ``feature-maps`` also take a
+registered architecture name (built untrained).
+"""
 
 from __future__ import annotations
 
 from cnnkeras.cli.common import command
+
+SAVED = "a .keras file, runs:/<run id>/model, models:/NAME/VERSION|latest or models:/<model id>"
+NAME_OR_SAVED = f"registered architecture (built untrained), or a saved model: {SAVED}"
 
 
 @command("predict", "top-k classes of your own images: a saved model, or ImageNet Inception v3")
@@ -10,7 +19,7 @@ def _predict(sub):
     parser = sub.add_parser("predict", help="top-k classes of your own images",
                             usage="cnnkeras predict MODEL IMAGE... | --imagenet IMAGE...")
     parser.add_argument("paths", nargs="+", metavar="MODEL IMAGE...",
-                        help="a .keras model saved by `cnnkeras transfer`, then images")
+                        help=f"the model ({SAVED}), then images")
     parser.add_argument("--imagenet", action="store_true",
                         help="no MODEL: ImageNet Inception v3, decode_predictions labels")
     parser.add_argument("--weights", help="with --imagenet: a local Inception v3 weights file")
@@ -37,8 +46,7 @@ def _predict(sub):
 @command("inspect", "layer table (shapes, parameters, receptive fields, FLOPs) and memory")
 def _inspect(sub):
     parser = sub.add_parser("inspect", help="layer table and memory report of a model")
-    parser.add_argument("model", metavar="NAME_OR_MODEL",
-                        help="registered architecture (built untrained) or a saved .keras file")
+    parser.add_argument("model", metavar="NAME_OR_MODEL", help=NAME_OR_SAVED)
     parser.add_argument("--input-shape", help="e.g. 227,227,3 (default: the paper's size)")
     parser.add_argument("--num-classes", type=int)
     parser.add_argument("--batch-size", type=int, default=1)
@@ -65,9 +73,9 @@ def _inspect(sub):
 @command("filters", "draw a model's first-layer filters as a PNG grid")
 def _filters(sub):
     parser = sub.add_parser("filters", help="first-layer filters as a PNG grid")
-    parser.add_argument("model", metavar="NAME_OR_MODEL",
-                        help="registered architecture (built untrained) or a saved .keras file")
-    parser.add_argument("--layer", help="a convolution layer (default: the first)")
+    parser.add_argument("model", metavar="NAME_OR_MODEL", help=NAME_OR_SAVED)
+    parser.add_argument("--layer", help="a convolution layer (default: the first); inside a "
+                        "nested model by path, e.g. inception_v3/conv2d")
     parser.add_argument("--output", default="filters.png", help="PNG to write")
 
     def handler(args):
@@ -77,8 +85,10 @@ def _filters(sub):
         untrained = not report.names_a_saved_model(args.model)
         if untrained:
             print(f"{args.model}: built from its name, so the filters are "
-                  f"{viz.UNTRAINED_NOTE}; pass a saved .keras model to see learned ones.")
-        print(viz.plot_filters(model, args.output, layer_name=args.layer, untrained=untrained))
+                  f"{viz.UNTRAINED_NOTE}; pass a saved model to see learned ones.")
+        figure = viz.filter_figure(model, layer_name=args.layer, untrained=untrained)
+        print(figure.get_suptitle())
+        print(viz.save_png(figure, args.output))
 
     return handler
 
@@ -86,18 +96,24 @@ def _filters(sub):
 @command("feature-maps", "draw the feature maps of chosen layers for one image as a PNG")
 def _feature_maps(sub):
     parser = sub.add_parser("feature-maps", help="feature maps of chosen layers for an image")
-    parser.add_argument("model", metavar="NAME_OR_MODEL",
-                        help="registered architecture (built untrained) or a saved .keras file")
-    parser.add_argument("--image", required=True, help="image file (scaled to [0, 1])")
-    parser.add_argument("--layers", nargs="+", help="layer names (default: low, mid, high)")
+    parser.add_argument("model", metavar="NAME_OR_MODEL", help=NAME_OR_SAVED)
+    parser.add_argument("--image", required=True,
+                        help="image file, fed in the pixel range the model records "
+                             "([0, 1] for a model built from its name)")
+    parser.add_argument("--layers", nargs="+", help="layer names (default: low, mid, high); "
+                        "inside a nested model by path, e.g. inception_v3/conv2d")
     parser.add_argument("--output", default="feature_maps.png", help="PNG to write")
 
     def handler(args):
         from cnnkeras.data.images import load_image
         from cnnkeras.inspection import report, viz
+        from cnnkeras.inspection.graph import find_layer
 
-        model = report.resolve_model(args.model)
         image = load_image(args.image)
-        print(viz.plot_feature_maps(model, image, args.layers, args.output))
+        model, input_range = report.resolve(args.model)
+        layers = [find_layer(model, name)[0] for name in args.layers or
+                  viz.default_feature_layers(model)]
+        print(f"{model.name}: feature maps of {', '.join(layers)}")
+        print(viz.plot_feature_maps(model, image, layers, args.output, input_range=input_range))
 
     return handler

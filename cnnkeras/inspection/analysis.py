@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from cnnkeras.geometry import positive_ints
-from cnnkeras.inspection.graph import MODEL_INPUT, layer_calls
+from cnnkeras.inspection.graph import MODEL_INPUT, all_layer_calls
 
 # --- per-layer table: shapes, parameters, receptive field, FLOPs, activations ---------------
 
@@ -116,8 +116,6 @@ def _multiply_adds(layer, in_shape, out_shape) -> int:
     custom = getattr(layer, "multiply_adds", None)
     if callable(custom):
         return int(custom(in_shape, out_shape))
-    if hasattr(layer, "layers") and hasattr(layer, "inputs"):  # a nested model
-        return model_flops(layer) // 2
     transposed = "Transpose" in type(layer).__name__
     positions = math.prod((in_shape if transposed else out_shape)[1:-1])
     total = 0
@@ -130,13 +128,14 @@ def _multiply_adds(layer, in_shape, out_shape) -> int:
 
 
 def layer_table(model) -> list[LayerRow]:
-    """One ``LayerRow`` per layer of a functional or sequential model, input first."""
+    """One ``LayerRow`` per layer of a functional or sequential model, input first; a
+    nested model's layers are rows named by path (``inception_v3/conv2d``)."""
     image = tuple(model.inputs[0].shape[1:-1])
     ones = (1,) * len(image)
     shapes = {(MODEL_INPUT, 0): tuple(model.inputs[0].shape)}  # a Sequential model's input
     known = {(MODEL_INPUT, 0): (ones, ones)}
     rows = []
-    for call in layer_calls(model):
+    for call in all_layer_calls(model):
         if any(source not in known for source in call.inputs):
             raise ValueError(f"layer_table: cannot place layer {call.name!r} in the model's "
                              f"graph.")
@@ -149,19 +148,20 @@ def layer_table(model) -> list[LayerRow]:
                              out_shape, image)
         for index, shape in enumerate(call.output_shapes):
             shapes[(call.name, index)], known[(call.name, index)] = shape, geometry
-        rows.append(_row(call.layer, out_shape, geometry, in_shapes))
+        rows.append(_row(call, out_shape, geometry, in_shapes))
     if not any(row.kind == "InputLayer" for row in rows):  # Sequential: no InputLayer listed
         rows.insert(0, LayerRow("input", "InputLayer", tuple(model.inputs[0].shape[1:]), 0,
                                 ones, ones, 0, math.prod(model.inputs[0].shape[1:])))
     return rows
 
 
-def _row(layer, out_shape: tuple, geometry, in_shapes: list) -> LayerRow:
+def _row(call, out_shape: tuple, geometry, in_shapes: list) -> LayerRow:
+    layer = call.layer
     macs = _multiply_adds(layer, in_shapes[0], out_shape) if in_shapes else 0
     window = _window_settings(layer, in_shapes[0], out_shape) if in_shapes else None
     kernel, stride, dilation, padding = window or (None,) * 4
     return LayerRow(
-        name=layer.name, kind=type(layer).__name__, output_shape=out_shape[1:],
+        name=call.name, kind=type(layer).__name__, output_shape=out_shape[1:],
         params=int(layer.count_params()) if layer.built else 0,
         receptive_field=geometry[0] if geometry else None,
         jump=geometry[1] if geometry else None, flops=2 * macs,

@@ -1,7 +1,9 @@
 """What `cnnkeras inspect`, `filters` and `feature-maps` print and draw.
 
 A model is named by a registered architecture (built untrained, at its paper's
-input size unless told otherwise) or by the path of a saved ``.keras`` file.
+input size unless told otherwise), by the path of a saved ``.keras`` file, or by an
+MLflow URI (``runs:/<run id>/model``, ``models:/NAME/VERSION``, ``models:/NAME/latest``,
+``models:/<model id>``), loaded by ``cnnkeras.tracking.models.load``.
 The layer table prints as a rich table on a terminal and as plain text when
 the output is a pipe or a file.
 """
@@ -36,31 +38,44 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+URI_SCHEMES = ("runs:/", "models:/")  # as cnnkeras.tracking.models, without importing MLflow
+BUILT_RANGE = (0, 1)  # the pixels a model built from its name is fed: what cnnkeras.data gives
+
+
 def names_a_saved_model(model_or_name: str) -> bool:
-    """Whether ``model_or_name`` is a saved model's path (its weights as saved), not an
-    architecture name (a model built fresh, with random initial weights)."""
+    """Whether ``model_or_name`` is a saved model (a path or an MLflow URI: its weights as
+    saved), not an architecture name (a model built fresh, with random initial weights)."""
     path = Path(model_or_name)
-    return path.suffix == ".keras" or path.is_file()
+    return model_or_name.startswith(URI_SCHEMES) or path.suffix == ".keras" or path.is_file()
+
+
+def resolve(model_or_name: str, *, input_shape: Optional[Sequence[int]] = None,
+            num_classes: Optional[int] = None) -> tuple:
+    """``(model, input range)``: a saved model with the pixel range it records, or the
+    named architecture built untrained, fed ``BUILT_RANGE``."""
+    if names_a_saved_model(model_or_name):
+        from cnnkeras.tracking.models import load
+
+        loaded = load(model_or_name)
+        return loaded.model, loaded.input_range
+    return resolve_model(model_or_name, input_shape=input_shape,
+                         num_classes=num_classes), BUILT_RANGE
 
 
 def resolve_model(model_or_name: str, *, input_shape: Optional[Sequence[int]] = None,
                   num_classes: Optional[int] = None):
-    """A saved ``.keras`` model, or the named architecture built untrained."""
+    """A saved model (``.keras`` file or MLflow URI), or the named architecture built
+    untrained."""
     import cnnkeras
-    import cnnkeras.layers  # noqa: F401  (registers the custom layers for loading)
     from cnnkeras.registry import ARCHITECTURES
 
-    path = Path(model_or_name)
     if names_a_saved_model(model_or_name):
-        if not path.is_file():
-            raise ValueError(f"model file {str(path)!r} does not exist.")
-        import keras
-
-        return keras.models.load_model(path, compile=False)
+        return cnnkeras.load_model(model_or_name)
     if model_or_name not in cnnkeras.list_architectures():
         known = ", ".join(cnnkeras.list_architectures())
-        raise ValueError(f"{model_or_name!r} is neither a saved .keras file nor a registered "
-                         f"architecture. Known architectures: {known}.")
+        raise ValueError(f"{model_or_name!r} is neither a saved .keras file, a runs:/ or "
+                         f"models:/ URI nor a registered architecture. Known architectures: "
+                         f"{known}.")
     if num_classes is None:
         signature = _inspect.signature(ARCHITECTURES.get(model_or_name))
         num_classes = signature.parameters["num_classes"].default

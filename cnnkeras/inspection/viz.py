@@ -112,13 +112,21 @@ def _natural(text: str):
 UNTRAINED_NOTE = "untrained (random initial weights)"  # a model built fresh from a name
 
 
-def first_conv_layer(model):
-    """The first layer with a 2D convolution kernel (kh, kw, in, out)."""
-    for layer in model.layers:
+def first_conv(model) -> tuple:
+    """``(path, layer)`` of the first layer with a convolution kernel (kh, kw, in, out),
+    inside nested models too (``inception_v3/conv2d``)."""
+    from cnnkeras.inspection.graph import walk_layers
+
+    for path, layer in walk_layers(model):
         kernel = getattr(layer, "kernel", None)
         if kernel is not None and len(kernel.shape) in (3, 4) and hasattr(layer, "kernel_size"):
-            return layer
+            return path, layer
     raise ValueError(f"{model.name!r} has no convolution layer whose filters could be drawn.")
+
+
+def first_conv_layer(model):
+    """The first layer with a 2D convolution kernel (kh, kw, in, out)."""
+    return first_conv(model)[1]
 
 
 def filter_images(layer, max_filters: Optional[int] = None) -> np.ndarray:
@@ -154,7 +162,9 @@ def filter_figure(model, *, layer_name=None, untrained: bool = False):
     """Every filter of the first convolution layer (or ``layer_name``'s) in a grid whose
     rows hold a multiple of 4 (8 for 64 filters, 12 for AlexNet's 96); the title ends in
     ``UNTRAINED_NOTE`` when ``untrained``. Returns the matplotlib figure."""
-    layer = model.get_layer(layer_name) if layer_name else first_conv_layer(model)
+    from cnnkeras.inspection.graph import find_layer
+
+    path, layer = find_layer(model, layer_name) if layer_name else first_conv(model)
     images = filter_images(layer)
     columns = min(len(images), max(8, 4 * math.ceil(math.sqrt(len(images)) / 4)))
     fig, axes = _grid(len(images), columns=columns)
@@ -163,7 +173,7 @@ def filter_figure(model, *, layer_name=None, untrained: bool = False):
                     interpolation="nearest")
     kh, kw = images.shape[1:3]
     note = f", {UNTRAINED_NOTE}" if untrained else ""
-    fig.suptitle(f"{model.name}: {layer.name}, {len(images)} filters {kh}x{kw}{note}")
+    fig.suptitle(f"{model.name}: {path}, {len(images)} filters {kh}x{kw}{note}")
     return fig
 
 
@@ -173,8 +183,11 @@ def plot_filters(model, path, *, layer_name=None, untrained: bool = False) -> Pa
 
 
 def default_feature_layers(model, count: int = 3) -> list[str]:
-    """Low-, mid- and high-level convolution layers: the first, middle and last ones."""
-    convs = [layer.name for layer in model.layers
+    """Low-, mid- and high-level convolution layers: the first, middle and last ones
+    (nested models' layers by path)."""
+    from cnnkeras.inspection.graph import walk_layers
+
+    convs = [path for path, layer in walk_layers(model)
              if hasattr(layer, "kernel_size") and len(layer.output.shape) == 4]
     if not convs:
         raise ValueError(f"{model.name!r} has no convolution layers to show.")
@@ -182,9 +195,10 @@ def default_feature_layers(model, count: int = 3) -> list[str]:
     return [convs[i] for i in dict.fromkeys(picks)]
 
 
-def model_input(model, image) -> np.ndarray:
+def model_input(model, image, input_range: tuple = (0, 1)) -> np.ndarray:
     """One image (HxW, HxWxC or a batch of one; uint8 in [0, 255] or floats in [0, 1]) as
-    ``model`` takes it: float32 in [0, 1], fitted by ``cnnkeras.data.images.fit_image``."""
+    ``model`` takes it: fitted by ``cnnkeras.data.images.fit_image``, float32 pixels
+    in ``input_range`` ([0, 1], or [0, 255] for a model that takes those)."""
     from cnnkeras.data.images import fit_image
 
     image = np.asarray(image)
@@ -195,24 +209,26 @@ def model_input(model, image) -> np.ndarray:
     height, width, channels = model.inputs[0].shape[1:]
     size = image.shape[:2] if height is None or width is None else (height, width)
     fitted = fit_image(image, size=size, channels=channels or image.shape[-1], fit="resize")
-    return np.asarray(fitted, dtype="float32") / 255.0
+    low, high = input_range
+    return low + np.asarray(fitted, dtype="float32") * np.float32((high - low) / 255.0)
 
 
-def feature_maps(model, image, layer_names: Sequence[str]) -> list[np.ndarray]:
-    """The outputs of ``layer_names`` for one image, each (h, w, maps)."""
-    import keras
+def feature_maps(model, image, layer_names: Sequence[str], *,
+                 input_range: tuple = (0, 1)) -> list[np.ndarray]:
+    """The outputs of ``layer_names`` (nested ones by path) for one image, each (h, w, maps)."""
+    from cnnkeras.inspection.graph import find_layer, layer_probe
 
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    probe = keras.Model(inputs, [model.get_layer(n).output for n in layer_names])
-    outputs = probe(model_input(model, image)[None], training=False)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return [np.asarray(o)[0] for o in outputs]
+    pixels = model_input(model, image, input_range)[None]
+    return [np.asarray(layer_probe(model, find_layer(model, name)[0])(pixels, training=False))[0]
+            for name in layer_names]
 
 
-def plot_feature_maps(model, image, layer_names, path, *, max_maps: int = 8) -> Path:
-    """One row per layer: the ``max_maps`` most active maps of each, for one input image."""
+def plot_feature_maps(model, image, layer_names, path, *, max_maps: int = 8,
+                      input_range: tuple = (0, 1)) -> Path:
+    """One row per layer: the ``max_maps`` most active maps of each, for one input image
+    given to ``model`` in its ``input_range``."""
     layer_names = list(layer_names or default_feature_layers(model))
-    maps = feature_maps(model, image, layer_names)
+    maps = feature_maps(model, image, layer_names, input_range=input_range)
     fig, axes = _grid(len(maps) * (max_maps + 1), columns=max_maps + 1)
     axes = axes.reshape(len(maps), max_maps + 1)
     shown = model_input(model, image)

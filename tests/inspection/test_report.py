@@ -68,7 +68,8 @@ def test_inspect_a_saved_model_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["inspect", "no_such_net"], "neither a saved .keras file nor a registered architecture"),
+    (["inspect", "no_such_net"], "is neither a saved .keras file, a runs:/ or models:/ URI nor "
+                                 "a registered architecture"),
     (["inspect", "lecture_cnn", "--input-shape", "28;28"], "--input-shape must be"),
     (["inspect", "missing.keras"], "does not exist"),
 ])

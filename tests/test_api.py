@@ -1,0 +1,33 @@
+"""The Python API a notebook uses: cnnkeras.train, cnnkeras.tune, cnnkeras.load_model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnkeras
+
+
+def test_train_returns_the_run_metrics_and_model_and_registers_on_request(tracking_store):
+    result = cnnkeras.train("lecture_cnn", dataset="digits", epochs=1, register=True,
+                            overrides=["data.limit=300", "runtime.verbose=0"])
+    assert len(result.run_id) == 32 and result.model_uri.startswith("models:/m-")
+    assert set(result.test_metrics) == {"loss", "accuracy"}
+    assert result.registered == "models:/cnnkeras-train/1"
+    images = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    loaded = cnnkeras.load_model(result.registered)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               result.model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_tune_returns_the_search_and_its_registered_winner(tracking_store, tmp_path):
+    search = cnnkeras.tune("lecture_digits", max_trials=2, epochs=1, overrides=[
+        "data.limit=150", "runtime.verbose=0", f"tune.directory={tmp_path / 'tuner'}"])
+    assert search.summary.count("COMPLETED") == 2
+    assert search.winner.registered == "models:/lecture_digits/1"
+    assert 0 <= search.winner.test_metrics["test_accuracy"] <= 1
+
+
+def test_a_setting_the_api_does_not_know_is_one_clear_error(tracking_store):
+    with pytest.raises(ValueError, match="Unknown setting.*epoch.*Valid: dataset"):
+        cnnkeras.train("lecture_cnn", epoch=3)
