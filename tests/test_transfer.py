@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import keras
+import mlflow
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -28,7 +29,7 @@ from cnnkeras.data import DataWarning
 from cnnkeras.training import train_experiment
 from cnnkeras.transfer import load_datasets, recipe
 from cnnkeras.transfer import model as tmodel
-from cnnkeras.transfer.saving import input_range, load_classifier, save_classifier, sidecar_path
+from cnnkeras.transfer.saving import load_classifier, save_classifier
 
 FLOWERS = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 SIZE = 75
@@ -156,8 +157,8 @@ def test_mlflow_run_holds_config_both_phases_test_metrics_and_artifacts(trained)
     metrics = parent.data.metrics
     assert {f"test_{m}_{c}" for m in ("precision", "recall") for c in FLOWERS} <= set(metrics)
     folder = Path(client.download_artifacts(parent.info.run_id, "", str(trained.root / "dl")))
-    for name in ("plots/confusion_matrix.png", "plots/misclassified.png", "model/model.keras",
-                 "model/model.classes.json", "evaluation/report.txt", "model_summary.txt"):
+    for name in ("plots/confusion_matrix.png", "plots/misclassified.png",
+                 "evaluation/report.txt", "model_summary.txt"):
         assert (folder / name).stat().st_size > 0, name
     assert json.loads((folder / "config.json").read_text()) == json.loads(
         json.dumps(to_dict(trained.config), default=list))
@@ -167,16 +168,22 @@ def test_mlflow_run_holds_config_both_phases_test_metrics_and_artifacts(trained)
     assert trained.result.test_metrics["accuracy"] == metrics["test_accuracy"]
 
 
-def test_saved_model_reloads_in_safe_mode_and_predicts_flower_names(trained):
-    path = trained.result.model_path
-    assert path == trained.root / "runs" / "transfer_flowers" / trained.result.run_id / \
-        "model.keras"
-    model, names = load_classifier(path)  # keras.saving.load_model, safe_mode=True default
-    assert names == FLOWERS and input_range(path) == (0, 1)  # the pipeline's scaled pixels
-    assert json.loads(sidecar_path(path).read_text())["class_names"] == list(FLOWERS)
+def test_the_model_is_logged_registered_reloads_in_safe_mode_and_predicts_flower_names(
+        trained, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+    result = trained.result
+    assert result.registered == "models:/transfer-test/1"  # the run's experiment names it
+    version = MlflowClient(trained.uri).get_model_version("transfer-test", "1")
+    assert version.run_id == result.run_id
+    assert float(version.tags["test_accuracy"]) == pytest.approx(
+        result.test_metrics["accuracy"], abs=1e-4)
+    assert not list((trained.root / "runs").rglob("*.keras"))  # MLflow's copy is the only one
+    meta = mlflow.models.get_model_info(result.registered).metadata
+    assert meta["class_names"] == list(FLOWERS) and meta["input_range"] == [0, 1]
+    model = mlflow.keras.load_model(result.registered)  # keras.saving.load_model, safe mode
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
     photos = [sorted((trained.flowers / name).glob("*.jpg"))[0] for name in ("rose", "tulip")]
-    results = predict.predict_images(path, photos, k=5)
+    results = predict.predict_images(result.registered, photos, k=5)
     expected = trained.result.model.predict_on_batch(
         predict.batch_of(photos, (SIZE, SIZE)) / 255.0)
     for result, row in zip(results, expected, strict=True):
@@ -184,7 +191,6 @@ def test_saved_model_reloads_in_safe_mode_and_predicts_flower_names(trained):
         probabilities = [p for _, p in result.top]
         assert probabilities == sorted(probabilities, reverse=True)
         np.testing.assert_allclose(probabilities, np.sort(row)[::-1], atol=1e-6)
-    assert not list(path.parent.glob(".*tmp*"))
 
 
 def run_bottleneck_head(trained, config, datasets) -> str:
@@ -382,10 +388,11 @@ def test_train_transfer_flowers_trains_a_tiny_step_on_real_flowers(flowers_dir, 
     assert cli.main(["train", "--experiment", "transfer_flowers", *sets(overrides)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("test: loss ") and ", accuracy " in lines[0]
-    model_path = Path(lines[1].removeprefix("model: "))
-    run_id = lines[2].removeprefix("MLflow run: ")
-    assert model_path == tmp_path / "runs" / "transfer_flowers" / run_id / "model.keras"
-    assert load_classifier(model_path)[1] == FLOWERS
+    run_id = lines[1].removeprefix("MLflow run: ")
+    assert lines[2].startswith(f"model: runs:/{run_id}/model (models:/m-")
+    assert lines[3] == "registered: models:/transfer-test/1"
+    meta = mlflow.models.get_model_info(f"runs:/{run_id}/model").metadata
+    assert meta["class_names"] == list(FLOWERS)
     client = MlflowClient(tracking_store)
     run = client.get_run(run_id)
     assert run.data.tags["cnnkeras.kind"] == "transfer" and run.info.status == "FINISHED"

@@ -25,20 +25,20 @@ from cnnkeras import data, distribute, tracking
 from cnnkeras.architectures.inception import check_weights
 from cnnkeras.config import ExperimentConfig, to_dict
 from cnnkeras.inspection import viz
+from cnnkeras.tracking import models as tracked_models
 from cnnkeras.tracking import schema
 from cnnkeras.training.compile import build_model, compile_model
 from cnnkeras.training.run import (
     TrainResult,
     early_stopping,
     load_data,
+    log_model,
     log_start,
     model_input_shape,
     run_name,
 )
-from cnnkeras.transfer import bottleneck, evaluation, saving
+from cnnkeras.transfer import bottleneck, evaluation
 from cnnkeras.transfer import model as tmodel
-
-PIXEL_RANGE = (0, 1)  # what the model takes: the pipeline's scaled pixels
 
 
 @dataclass(frozen=True)
@@ -209,18 +209,17 @@ def log_test(ctx: Context, folder: Path) -> evaluation.Evaluation:
     return result
 
 
-def save(ctx: Context) -> Path:
-    """``OUTPUT_DIR/NAME/RUN_ID/model.keras`` and its sidecar, both logged."""
+def save(ctx: Context, tested: evaluation.Evaluation) -> tuple[str, str]:
+    """The model as the run's MLflow model (its only copy, class names and input range in
+    its metadata), registered under the experiment's name: (models:/<id>, models:/NAME/V)."""
     config, run = ctx.config, ctx.parent
-    path = Path(config.runtime.output_dir) / config.name / run.run_id / "model.keras"
     if not ctx.model.optimizer.built:  # bottlenecks alone: saved as it reloads, no warning
         ctx.model.optimizer.build(ctx.model.trainable_variables)
-    saving.save_classifier(ctx.model, path, ctx.datasets.class_names, input_range=PIXEL_RANGE,
-                           info={"architecture": config.model.architecture,
-                                 "dataset": config.data.dataset, "run_id": run.run_id})
-    run.log_artifact(path, "model")
-    run.log_artifact(saving.sidecar_path(path), "model")
-    return path
+    model_uri = log_model(run, ctx.model, ctx.datasets)
+    registered = tracked_models.register(model_uri, config.mlflow_experiment, run_id=run.run_id,
+                                         tags={"run_id": run.run_id,
+                                               "test_accuracy": f"{tested.accuracy:.4f}"})
+    return model_uri, registered
 
 
 def run_transfer(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
@@ -251,11 +250,11 @@ def run_transfer(config: ExperimentConfig, strategy: Optional[tf.distribute.Stra
             with strategy.scope():
                 histories[name], phase_runs[name] = phase(ctx)
         result = log_test(ctx, folder)
-        path = save(ctx)
+        model_uri, registered = save(ctx, result)
     history = {key: [v for h in histories.values() for v in h.get(key, [])]
                for key in histories["head"]}
     return TransferResult(model, history, {"loss": result.loss, "accuracy": result.accuracy},
-                          path, parent.run_id, class_names=datasets.class_names,
+                          model_uri, parent.run_id, registered, class_names=datasets.class_names,
                           histories=histories, phase_run_ids=phase_runs)
 
 
@@ -264,7 +263,7 @@ def describe(result: TransferResult) -> str:
     metrics = result.test_metrics
     return "\n".join([
         f"test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}",
-        f"model: {result.model_path} (classes in {saving.sidecar_path(result.model_path).name})",
         f"MLflow run: {result.run_id} (phases: {json.dumps(result.phase_run_ids)})",
-        f"try it: cnnkeras predict {result.model_path} YOUR_PHOTO.jpg",
+        f"model: runs:/{result.run_id}/model, registered as {result.registered}",
+        f"try it: cnnkeras predict {result.registered} YOUR_PHOTO.jpg",
     ])
