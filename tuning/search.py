@@ -208,6 +208,14 @@ def make_tuner(config: ExperimentConfig, hypermodel: CnnHyperModel, strategy,
                          ) from None
 
 
+def early_stopping(config: ExperimentConfig) -> list:
+    """A trial stops once the objective has not improved for ``train.early_stopping_patience``
+    epochs; KerasTuner keeps its best epoch's weights and score either way."""
+    patience = config.train.early_stopping_patience
+    return [keras.callbacks.EarlyStopping(monitor=config.tune.objective, patience=patience)
+            ] if patience else []
+
+
 def quiet_kerastuner() -> None:
     # Hyperband continues a trial from its weights file, which holds no optimizer state yet.
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -262,7 +270,8 @@ def search_in(folder: Path, config: ExperimentConfig, space, strategy, verbose: 
                                verbose=verbose)
     tracker = SearchTracker(config, exp_id, parent, datasets.sizes["train"])
     fit_args = dict(x=datasets.train, validation_data=datasets.validation,
-                    epochs=config.train.epochs, shuffle=False)  # the pipeline shuffles
+                    epochs=config.train.epochs, shuffle=False,  # the pipeline shuffles
+                    callbacks=early_stopping(config))
     if role == "worker":
         tuner = make_tuner(config, hypermodel, strategy, folder)
         tuner.tracker = tracker

@@ -282,3 +282,21 @@ def test_the_search_delivers_its_best_trial_tested_logged_and_registered(three_t
     best.load_weights(trial_dir / "checkpoint.weights.h5")
     for ours, theirs in zip(model.get_weights(), best.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_trials_stop_early_on_the_objective_with_the_configured_patience(tracking_store,
+                                                                         tmp_path):
+    result = search(tmp_path, "tune.max_trials=3", "train.epochs=8",
+                    "train.early_stopping_patience=1")
+    client = MlflowClient(tracking_store)
+    stopped = 0
+    for trial in children(client, result):
+        scores = [m.value for m in sorted(client.get_metric_history(trial.info.run_id,
+                                                                    "val_accuracy"),
+                                          key=lambda m: m.step)]
+        # patience 1: the first epoch that does not beat the best so far is the last
+        first_miss = next((i for i in range(1, len(scores)) if scores[i] <= max(scores[:i])),
+                          None)
+        assert len(scores) == (8 if first_miss is None else first_miss + 1), scores
+        stopped += first_miss is not None and first_miss < 7
+    assert stopped >= 1  # on 100 images some trial stalls within 8 epochs
