@@ -26,5 +26,11 @@ def names() -> list[str]:
     return EXPERIMENTS.names()
 
 
+# The experiment whose recipe `cnnkeras train ARCHITECTURE` uses when the architecture is
+# named alone: the papers' networks train as their papers did. Others start from DEFAULT
+# with the architecture's own input size.
+RECIPES = {"lenet5": "lenet5_mnist", "lenet5_modern": "lenet5_modern_mnist"}
+
+
 # Importing a family module registers its experiments.
 from experiments import lecture, lenet, nn_variants, transfer  # noqa: E402,F401

@@ -31,3 +31,15 @@ def test_tune_returns_the_search_and_its_registered_winner(tracking_store, tmp_p
 def test_a_setting_the_api_does_not_know_is_one_clear_error(tracking_store):
     with pytest.raises(ValueError, match="Unknown setting.*epoch.*Valid: dataset"):
         cnnkeras.train("lecture_cnn", epoch=3)
+
+
+def test_an_architecture_named_alone_trains_with_its_papers_recipe_when_it_has_one():
+    import experiments
+    from cnnkeras.cli import api
+
+    recipe = api.resolve(api.base_config("lenet5"), dataset="idx:/data/mnist")
+    assert recipe == api.resolve(experiments.get("lenet5_mnist"), dataset="idx:/data/mnist")
+    assert (recipe.train.epochs, recipe.train.optimizer, recipe.data.test_fraction) == (
+        40, "sgd", 0.2)
+    plain = api.base_config("alexnet")  # no recipe: the defaults, at its own input size
+    assert plain.name == "cnnkeras-train" and plain.data.image_size is None

@@ -52,12 +52,15 @@ def start_runtime(config):
 
 
 def base_config(name: Optional[str]):
-    """A named experiment, or a registered architecture with its own defaults and input size."""
+    """A named experiment; an architecture's recipe (``experiments.RECIPES``: LeNet-5 trains as
+    in the paper); or a registered architecture with the defaults and its own input size."""
     import experiments
     from cnnkeras.config import ModelConfig
 
     if name is None or name in experiments.names():
         return experiments.get(name or experiments.DEFAULT)
+    if name in experiments.RECIPES:
+        return experiments.get(experiments.RECIPES[name])
     base = experiments.get(experiments.DEFAULT)
     return dataclasses.replace(base, name="cnnkeras-train", model=ModelConfig(name),
                                data=dataclasses.replace(base.data, image_size=None,
