@@ -1,9 +1,9 @@
 """3. Input pipeline cost: ``fit`` through our ``tf.data`` pipeline vs the same tensors in memory.
 
 The pipeline (``cnnkeras.data.load``) decodes and fits images to size on its first
-epoch, caches them as uint8, then shuffles, batches and scales every epoch. The
-baseline is ``fit(x, y)`` on the very images and labels the pipeline produced
-(already scaled float32, in memory), same model, batch and epochs.
+epoch, caches them as uint8, then shuffles, batches and casts to float32 every epoch.
+The baseline is ``fit(x, y)`` on the very images and labels the pipeline produced
+(float32 pixels in [0, 255], in memory), same model, batch and epochs.
 """
 
 from __future__ import annotations

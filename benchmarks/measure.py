@@ -45,9 +45,10 @@ def spread(values: Sequence[float]) -> dict:
 
 
 def synthetic_batch(input_shape, num_classes: int, batch_size: int, seed: int = 0):
-    """Uniform random images and labels: SYNTHETIC data, for timing only, never for accuracy."""
+    """Uniform random images (pixels in [0, 255], what every cnnkeras model takes) and labels:
+    SYNTHETIC data, for timing only, never for accuracy."""
     rng = np.random.default_rng(seed)
-    images = rng.random((batch_size, *input_shape), dtype=np.float32)
+    images = rng.random((batch_size, *input_shape), dtype=np.float32) * np.float32(255)
     return images, rng.integers(0, num_classes, size=batch_size)
 
 

@@ -49,7 +49,7 @@ def timed(step, warmup: int, steps: int) -> float:
 def measure(size: int, batch: int, warmup: int, steps: int, classes: int = 5) -> dict:
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    images = rng.random((batch, size, size, 3)).astype("float32")  # synthetic pixels, [0, 1]
+    images = (rng.random((batch, size, size, 3)) * 255).astype("float32")  # synthetic, [0, 255]
     labels = rng.integers(0, classes, batch)
     model = cnnkeras.build("inception_v3", input_shape=(size, size, 3), num_classes=classes,
                            weights=None, frozen_base=True, dropout=0.2, augment=True)

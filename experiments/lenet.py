@@ -20,7 +20,7 @@ split), the benchmark's split. Both experiments reach 98.5% on the 2,000.
   schedule (the paper: 0.0005 x2, 0.0002 x3, 0.0001 x3, 0.00005 x4, 0.00001
   after, 20 passes).
 
-``lenet5_modern_mnist``: ReLU, max pooling, full C3, softmax on [0, 1] input;
+``lenet5_modern_mnist``: ReLU, max pooling, full C3, softmax (the input scaled to [0, 1]);
 the same distortions; SGD with momentum 0.9 at 0.01, batch 64, 30 passes.
 
 At a constant rate the held-out accuracy moves by about +-0.3% from pass to

@@ -31,9 +31,10 @@ def policy():
 
 
 def one_batch(model, batch=2, seed=0):
-    """Synthetic inputs and labels shaped for ``model`` (class maps for segmenters)."""
+    """Synthetic pixels in [0, 255] and labels shaped for ``model`` (class maps for
+    segmenters)."""
     rng = np.random.default_rng(seed)
-    images = rng.random((batch, *model.input_shape[1:]), dtype=np.float32)
+    images = rng.random((batch, *model.input_shape[1:]), dtype=np.float32) * 255
     classes = model.output_shape[-1]
     labels = rng.integers(0, classes, size=(batch, *model.output_shape[1:-1]))
     return images, labels
@@ -59,6 +60,7 @@ def test_architecture_trains_a_step_in_bfloat16_with_float32_output(name, policy
     assert predictions.compute_dtype == "float32", f"{name}: predictions must compute in float32"
     assert all(output.dtype == "float32" for output in model.outputs)
     assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
+    assert model.get_layer("pixels").compute_dtype == "float32"  # the scaling stays exact
     assert all(weight.dtype == "float32" for weight in model.trainable_weights)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
     images, labels = one_batch(model)

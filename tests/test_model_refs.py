@@ -4,7 +4,9 @@ A tiny lecture CNN is trained one step on real MNIST digits, logged as the MLflo
 model of a run (`cnnkeras.tracking.models.log_model`), registered as `digits` version 1
 and saved as `digits.keras` with its `.classes.json`; `predict`, `inspect`, `filters`
 and `feature-maps` then take it as `runs:/<run id>/model`, `models:/digits/1`,
-`models:/digits/latest`, `models:/<model id>` and the path. A transfer-style model
+`models:/digits/latest`, `models:/<model id>` and the path. The same layers without
+their `pixels` scaling, logged with the range [0, 1] as models were before the scaling
+moved into the model, are still fed [0, 1]. A transfer-style model
 (Inception v3 nested as the layer `inception_v3`) shows the nested layers' rows,
 filters and feature maps. Subprocesses (`run_cli`) are the commands as a user types
 them; the cheaper cells of the matrix run `cnnkeras.cli.main` in this process.
@@ -21,7 +23,7 @@ import pytest
 from PIL import Image
 
 import cnnkeras
-from cnnkeras import cli, tracking
+from cnnkeras import cli, predict, tracking
 from cnnkeras.data import idx
 from cnnkeras.tracking import models
 from cnnkeras.transfer.saving import save_classifier
@@ -42,6 +44,7 @@ class Logged:
     empty_run: str  # a run that logged no model
     digit: Path  # a real MNIST test image as a PNG
     digit_pixels: np.ndarray  # (28, 28) uint8
+    older: keras.Model  # the model without its pixels layer, logged as taking [0, 1]
 
     @property
     def env(self) -> dict:
@@ -50,7 +53,7 @@ class Logged:
 
 def log_digits(mnist_dir: Path, folder: Path) -> Logged:
     images, labels = idx.read_idx_pair(*idx.find_idx_pairs(mnist_dir)["t10k"])
-    pixels = images[:32, ..., None].astype("float32") / 255.0  # as cnnkeras.data gives them
+    pixels = images[:32, ..., None].astype("float32")  # [0, 255], as cnnkeras.data gives them
     keras.utils.set_random_seed(0)
     model = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10,
                            filters=(4, 8), dense_units=8)
@@ -61,15 +64,20 @@ def log_digits(mnist_dir: Path, folder: Path) -> Logged:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         run = tracking.create_run(tracking.experiment_id("refs"), name="digits")
         model_uri = models.log_model(run, model, class_names=CLASSES, input_example=pixels[:2],
-                                     input_range=(0, 1))
+                                     input_range=(0, 255))
         version = models.register(model_uri, "digits", run_id=run.run_id)
         empty = tracking.create_run(tracking.experiment_id("refs"), name="no model")
-    path = save_classifier(model, folder / "digits.keras", CLASSES, input_range=(0, 1))
+        older = keras.Model(model.get_layer("pixels").output, model.outputs, name="older")
+        before = tracking.create_run(tracking.experiment_id("refs"), name="older")
+        models.log_model(before, older, class_names=CLASSES, input_example=pixels[:2] / 255,
+                         input_range=(0, 1))
+    path = save_classifier(model, folder / "digits.keras", CLASSES)
     digit = folder / "digit.png"
     Image.fromarray(images[0]).save(digit)
     refs = {"runs": f"runs:/{run.run_id}/model", "version": version,
-            "latest": "models:/digits/latest", "id": model_uri, "keras": str(path)}
-    return Logged(folder, uri, model, refs, empty.run_id, digit, images[0])
+            "latest": "models:/digits/latest", "id": model_uri, "keras": str(path),
+            "older": f"runs:/{before.run_id}/model"}
+    return Logged(folder, uri, model, refs, empty.run_id, digit, images[0], older)
 
 
 @pytest.fixture(scope="module")
@@ -112,15 +120,15 @@ def printed(stdout: str) -> dict:
 
 @pytest.mark.parametrize("kind", REFS)
 def test_predict_feeds_photos_and_digits_as_the_model_takes_them(logged, photos, run_cli, kind):
-    """RGB photos become grayscale 28x28 in [0, 1], as the logged metadata says."""
+    """RGB photos become grayscale 28x28 in [0, 255], as the logged metadata says."""
     done = run_cli("predict", logged.refs[kind], *map(str, photos), str(logged.digit),
                    "--top-k", "10", cwd=logged.folder, env=logged.env)
     assert done.returncode == 0, done.stderr
     answers = printed(done.stdout)
     assert list(answers) == [*map(str, photos), str(logged.digit)]
     pixels = np.stack([gray_28(p) for p in photos] + [logged.digit_pixels[..., None]])
-    expected = logged.model.predict(pixels / 255.0, verbose=0)
-    wrong_range = logged.model.predict(pixels, verbose=0)
+    expected = logged.model.predict(pixels, verbose=0)
+    wrong_range = logged.model.predict(pixels / 255.0, verbose=0)
     for (image, answer), row, wrong in zip(answers.items(), expected, wrong_range, strict=True):
         assert set(answer) == set(CLASSES), image
         got = np.array([answer[name] for name in CLASSES])
@@ -131,13 +139,31 @@ def test_predict_feeds_photos_and_digits_as_the_model_takes_them(logged, photos,
 
 def test_load_gives_the_model_its_class_names_range_and_source(logged, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
-    pixels = logged.digit_pixels[None, ..., None] / 255.0
+    pixels = logged.digit_pixels[None, ..., None].astype("float32")
     expected = logged.model.predict(pixels, verbose=0)
-    for ref in logged.refs.values():
+    for kind, ref in logged.refs.items():
         loaded = models.load(ref)
-        assert (loaded.class_names, loaded.input_range, loaded.source) == (CLASSES, (0, 1), ref)
-        np.testing.assert_allclose(loaded.model.predict(pixels, verbose=0), expected, rtol=1e-6)
+        low, high = (0, 1) if kind == "older" else (0, 255)
+        assert (loaded.class_names, loaded.input_range, loaded.source) == (CLASSES, (low, high),
+                                                                           ref)
+        np.testing.assert_allclose(loaded.model.predict(pixels * (high / 255), verbose=0),
+                                   expected, rtol=1e-5)
         assert isinstance(cnnkeras.load_model(ref), keras.Model)
+
+
+def test_a_model_logged_as_taking_0_1_is_still_predicted_with_0_1(logged, photos, monkeypatch):
+    """An older model (no pixels layer, metadata [0, 1]) answers as the model of today does."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    images = [*photos, logged.digit]
+    older = predict.predict_images(logged.refs["older"], images, k=10)
+    today = predict.predict_images(logged.refs["runs"], images, k=10)
+    for then, now in zip(older, today, strict=True):
+        assert [label for label, _ in then.top] == [label for label, _ in now.top]
+        np.testing.assert_allclose([p for _, p in then.top], [p for _, p in now.top],
+                                   rtol=1e-5, atol=1e-7)
+    pixels = np.stack([gray_28(p) for p in photos] + [logged.digit_pixels[..., None]])
+    np.testing.assert_allclose([[dict(r.top)[name] for name in CLASSES] for r in older],
+                               logged.older.predict(pixels / 255, verbose=0), atol=1.5e-4)
 
 
 LECTURE_ROW = ["block1_conv", "Conv2D", "3x3", "1", "valid", "26x26x4", "40", "3", "1"]
@@ -208,7 +234,7 @@ def transfer(tmp_path_factory) -> Transfer:
     model = cnnkeras.build("inception_v3", input_shape=(75, 75, 3), num_classes=5,
                            weights=None, frozen_base=True)
     path = save_classifier(model, tmp_path_factory.mktemp("transfer") / "flowers.keras",
-                           FLOWERS, input_range=(0, 1))
+                           FLOWERS)  # takes [0, 255], the range save_classifier records
     convs = tuple(layer.name for layer in model.get_layer("inception_v3").layers
                   if isinstance(layer, keras.layers.Conv2D))
     return Transfer(path, model, convs)
@@ -262,7 +288,7 @@ def test_predict_gives_a_grayscale_digit_to_an_rgb_model_as_rgb(transfer, logged
     answer = printed(capsys.readouterr().out)[str(logged.digit)]
     with Image.open(logged.digit) as image:
         rgb = image.convert("RGB").resize((75, 75), Image.Resampling.BILINEAR)
-    expected = transfer.model.predict(np.asarray(rgb, "float32")[None] / 255.0, verbose=0)[0]
+    expected = transfer.model.predict(np.asarray(rgb, "float32")[None], verbose=0)[0]
     assert list(answer) == [FLOWERS[i] for i in np.argsort(-expected)]
     np.testing.assert_allclose([answer[name] for name in FLOWERS], expected, atol=2e-3)
 
@@ -328,6 +354,6 @@ def test_a_nested_layer_that_does_not_exist_names_the_path_form(transfer, photos
                      "--layers", "conv9999"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cnnkeras feature-maps: error: 'inception_v3_transfer' has no layer "
-                          "'conv9999'. Its layers: image, preprocess, inception_v3, avg_pool, "
-                          "predictions. Layers of nested models are named by path")
+                          "'conv9999'. Its layers: image, pixels, preprocess, inception_v3, "
+                          "avg_pool, predictions. Layers of nested models are named by path")
     assert len(err.splitlines()) == 1

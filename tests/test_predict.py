@@ -3,7 +3,7 @@
 The saved classifier here is a small stand-in with a saved classifier's contract
 (RGB pixels in the sidecar's input range in, softmax out, class names beside it), so
 these tests cost seconds; the Inception v3 model that `cnnkeras transfer` saves (pixels
-in [0, 1], as the data pipeline gives them) is predicted with in tests/test_transfer.py.
+in [0, 255], scaled by its own ``pixels`` layer) is predicted with in tests/test_transfer.py.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def test_top_k_names_come_from_the_sidecar_after_a_safe_mode_reload(classifier, 
 
 
 def test_a_model_on_unit_pixels_gets_them_as_its_sidecar_says(classifier, tmp_path):
-    """The same hand-set model taking [0, 1] pixels (as trained on the pipeline): same top-k."""
+    """The same hand-set model taking [0, 1] pixels (as models trained on the pipeline did
+    before the scaling moved into the model; their sidecars say so): same top-k."""
     original, names = load_classifier(classifier)
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.GlobalAveragePooling2D()(inputs)

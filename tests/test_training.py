@@ -7,11 +7,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_digits
 
+import cnnkeras
 from cnnkeras import tracking
 from cnnkeras.cli import main
+from cnnkeras.data.images import fit_image
+from cnnkeras.tracking import models
 
 
 def only_run(uri, experiment="cnnkeras-train"):
@@ -137,3 +142,31 @@ def test_a_segmenter_on_image_labels_says_which_dataset_fits(tracking_store, cap
     assert main(["train", "atrous_segmenter", "--dataset", "digits", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert "needs (height, width) label masks" in err and "segmentation:digits" in err
+
+
+def raw_digits() -> tuple:
+    """scikit-learn's 1,797 digits as a user holds them: uint8 [0, 255] pixels (the set's
+    0-16 levels stretched), fitted to 28x28 as any picture is; and their labels."""
+    digits = load_digits()
+    pixels = np.round(digits.images * (255 / 16)).astype("uint8")[..., None]
+    images = np.stack([fit_image(image, size=(28, 28), channels=1, fit="resize").numpy()
+                       for image in pixels])
+    return images.astype("float32"), digits.target
+
+
+def test_a_trained_model_takes_raw_0_255_pixels_as_its_metadata_says(tracking_store):
+    """The one model contract: the logged model scales its own pixels, so raw [0, 255] images
+    are classified as well as the run's test accuracy says; [0, 1] images are not."""
+    result = cnnkeras.train("lecture_cnn", dataset="digits", epochs=1,
+                            overrides=["data.limit=200", "runtime.verbose=0"])
+    ref = f"runs:/{result.run_id}/model"
+    assert models.model_metadata(ref)["input_range"] == [0, 255]
+    assert models.load(ref).input_range == (0, 255)
+    model = cnnkeras.load_model(ref)
+    assert model.get_layer("pixels").scale == pytest.approx(1 / 255)
+    images, labels = raw_digits()
+    accuracy = np.mean(model.predict(images, verbose=0).argmax(-1) == labels)
+    tested = result.test_metrics["accuracy"]
+    assert accuracy >= 0.5 and accuracy >= tested - 0.1, (accuracy, tested)
+    scaled_twice = np.mean(model.predict(images / 255, verbose=0).argmax(-1) == labels)
+    assert scaled_twice < 0.3  # the old [0, 1] convention starves the model

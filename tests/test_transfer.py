@@ -18,6 +18,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from mlflow.tracking import MlflowClient
 
@@ -27,7 +28,7 @@ from cnnkeras import cli, predict, tracking
 from cnnkeras.config import apply_overrides, to_dict
 from cnnkeras.data import DataWarning
 from cnnkeras.training import train_experiment
-from cnnkeras.transfer import load_datasets, recipe
+from cnnkeras.transfer import evaluation, load_datasets, recipe
 from cnnkeras.transfer import model as tmodel
 from cnnkeras.transfer.saving import load_classifier, save_classifier
 
@@ -179,13 +180,14 @@ def test_the_model_is_logged_registered_reloads_in_safe_mode_and_predicts_flower
         result.test_metrics["accuracy"], abs=1e-4)
     assert not list((trained.root / "runs").rglob("*.keras"))  # MLflow's copy is the only one
     meta = mlflow.models.get_model_info(result.registered).metadata
-    assert meta["class_names"] == list(FLOWERS) and meta["input_range"] == [0, 1]
+    assert meta["class_names"] == list(FLOWERS) and meta["input_range"] == [0, 255]
     model = mlflow.keras.load_model(result.registered)  # keras.saving.load_model, safe mode
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
+    assert [layer.name for layer in model.layers[:2]] == ["image", "pixels"]
     photos = [sorted((trained.flowers / name).glob("*.jpg"))[0] for name in ("rose", "tulip")]
     results = predict.predict_images(result.registered, photos, k=5)
-    expected = trained.result.model.predict_on_batch(
-        predict.batch_of(photos, (SIZE, SIZE)) / 255.0)
+    expected = trained.result.model.predict_on_batch(  # raw pixels: the model scales them
+        predict.batch_of(photos, (SIZE, SIZE)))
     for result, row in zip(results, expected, strict=True):
         assert {label for label, _ in result.top} == set(FLOWERS)
         probabilities = [p for _, p in result.top]
@@ -243,8 +245,18 @@ def test_tf_flowers_through_tfds_with_mock_data_and_the_one_pipeline():
         images, labels = next(iter(datasets.train))
     assert datasets.class_names == ("dandelion", "daisy", "tulips", "sunflowers", "roses")
     assert images.shape == (3, SIZE, SIZE, 3) and images.dtype.name == "float32"
-    assert 0.0 <= float(np.min(images)) and float(np.max(images)) <= 1.0  # scaled, as trained
+    assert 0.0 <= float(np.min(images)) and 1.0 < float(np.max(images)) <= 255.0  # raw pixels
     assert set(labels.numpy()) <= set(range(5))
+
+
+def test_misclassified_images_are_the_pipelines_pixels_as_uint8():
+    images = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3) * 2  # 0..190
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.array([1, 0]))).batch(2)
+    always_first = lambda batch: np.tile([[0.9, 0.1]], (len(batch), 1))  # noqa: E731
+    tested = evaluation.evaluate(always_first, dataset, ("a", "b"))
+    assert tested.wrong_indices.tolist() == [0]
+    assert tested.wrong_images.dtype == np.uint8
+    np.testing.assert_array_equal(tested.wrong_images[0], images[0].astype(np.uint8))
 
 
 def test_transfer_section_is_only_where_an_experiment_has_it():

@@ -1,10 +1,14 @@
-"""Architecture families; importing this package registers every builder."""
+"""Architecture families; importing this package registers every builder.
 
-from cnnkeras.architectures import (  # noqa: F401  # noqa: F401
+Every model they build takes pixel values in [0, 255] and scales them itself, in
+its first layer after the input (``pixels``, ``blocks.image_input``).
+"""
+
+from cnnkeras.architectures import (  # noqa: F401
     alexnet,
     googlenet,
     inception,
-    lecture,  # noqa: F401
+    lecture,
     lenet,
     nn_segmentation,
     nn_variants,

@@ -31,6 +31,7 @@ from typing import Optional, Union
 import keras
 from keras import layers
 
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.geometry import Window, check_geometry
 from cnnkeras.layers.lrn import LocalResponseNormalization
 from cnnkeras.registry import ARCHITECTURES
@@ -115,8 +116,7 @@ def build_family(variant: str, input_shape, num_classes: int, *, groups: int = 1
     if not lrn:
         stages = tuple(ConvStage(**{**stage.__dict__, "lrn": False}) for stage in stages)
     check_geometry(input_shape, stage_windows(stages))
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
+    inputs, x = image_input(input_shape)
     for index, stage in enumerate(stages, 1):
         x = conv_stage(x, stage, groups=groups, name=f"conv{index}")
     outputs = classifier(x, num_classes, units=dense_units, dropout=dropout)

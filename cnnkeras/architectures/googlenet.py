@@ -29,6 +29,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.layers.lrn import LocalResponseNormalization
 from cnnkeras.registry import ARCHITECTURES
 
@@ -103,8 +104,8 @@ def googlenet(input_shape=(224, 224, 3), num_classes: int = 1000, *,
     if height < 32 or width < 32:
         raise ValueError(f"googlenet downsamples by 32: it needs an input of at least "
                          f"32x32. Received: input_shape={tuple(input_shape)}")
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = stem(inputs, lrn=lrn)
+    inputs, x = image_input(input_shape)
+    x = stem(x, lrn=lrn)
     aux_outputs = []
     for name, widths, pool_after in INCEPTION_TABLE:
         x = inception_module(x, widths, name=f"inception{name}")

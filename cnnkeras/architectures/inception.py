@@ -14,10 +14,15 @@
   global average pool and a fresh ``predictions`` layer of ``num_classes``, i.e.
   transfer learning. ImageNet weights need 3 input channels.
 
-``frozen_base=True`` builds the transfer-learning form of the Keras guide, for
-input in [0, 1] (what ``cnnkeras.data`` gives) and reloadable in safe mode::
+Both forms take pixels in [0, 255] (``cnnkeras.architectures.blocks``): the input
+``image`` is followed by ``pixels``, ``Rescaling(1/255)``, and the plain form's
+``keras.applications`` layers are built on its output.
 
-    image -> augmentation (flip, rotation, zoom, contrast; training only, augment=True)
+``frozen_base=True`` builds the transfer-learning form of the Keras guide, reloadable
+in safe mode::
+
+    image -> pixels: Rescaling(1/255)  # [0, 255] -> [0, 1]
+          -> augmentation (flip, rotation, zoom, contrast; training only, augment=True)
           -> preprocess: Rescaling(2, offset=-1)  # inception_v3.preprocess_input on [0, 1]
           -> base "inception_v3" (include_top=False, frozen), called with training=False
           -> avg_pool -> head_dropout (dropout > 0) -> predictions (softmax, float32)
@@ -39,6 +44,7 @@ import keras
 from keras import layers
 
 from cnnkeras import network
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.registry import ARCHITECTURES
 
 MIN_SIZE = 75
@@ -133,8 +139,8 @@ def frozen_base_model(input_shape, num_classes: int, *, weights, weights_file, d
     if weights_file is not None:
         load_weights_file(base, weights_file, what="the Inception v3 base weights (no top)")
     base.trainable = False
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = augmentation()(inputs) if augment else inputs
+    inputs, x = image_input(input_shape)
+    x = augmentation()(x) if augment else x
     x = layers.Rescaling(2.0, offset=-1.0, name="preprocess")(x)
     x = base(x, training=False)
     features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -171,12 +177,13 @@ def inception_v3(input_shape=(299, 299, 3), num_classes: int = 1000, *,
     imagenet_top = weights == "imagenet" and num_classes == 1000
     instead = (f"put {TOP_FILE if imagenet_top else NOTOP_FILE} in ~/.keras/models, or pass "
                "weights=PATH to a weights file saved from this model")
-    base_kwargs = dict(include_top=False, input_shape=tuple(input_shape))
+    inputs, pixels = image_input(input_shape)  # Keras' layers, built on the scaled pixels
+    base_kwargs = dict(include_top=False, input_shape=tuple(input_shape), input_tensor=pixels)
     base = (fetch_imagenet(instead=instead, **base_kwargs)
             if weights == "imagenet" and not imagenet_top
             else keras.applications.InceptionV3(weights=None, **base_kwargs))
     x = layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
-    model = keras.Model(base.input, head(x, num_classes, dropout=dropout), name="inception_v3")
+    model = keras.Model(inputs, head(x, num_classes, dropout=dropout), name="inception_v3")
     if imagenet_top:
         model.set_weights(fetch_imagenet(instead=instead,
                                          input_shape=tuple(input_shape)).get_weights())

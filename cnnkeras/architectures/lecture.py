@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.geometry import IntOrSeq, StrOrSeq, Window, per_block
 from cnnkeras.geometry import check_geometry as walk
 from cnnkeras.registry import ARCHITECTURES
@@ -80,8 +81,7 @@ def lecture_cnn(
     paddings = per_block(paddings, count, "paddings")
     check_geometry(input_shape, filters, kernel_sizes, strides, paddings, pool_size)
 
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
+    inputs, x = image_input(input_shape)
     for index, (width, kernel, stride, padding) in enumerate(
         zip(filters, kernel_sizes, strides, paddings, strict=True), 1
     ):

@@ -3,6 +3,7 @@
 ``lenet5`` (32x32x1, the paper's size; a 28x28 MNIST digit is zero-padded by 2
 on each side to 32x32 by the model's ``pad`` layer)::
 
+    pixels: [0, 255] -> [0, 1]      (every cnnkeras model's first layer)
     normalize: [0, 1] -> [-0.1, 1.175]
     C1 conv 6@5x5 -> 28x28x6       156 parameters
     S2 subsampling -> 14x14x6       12   (coefficient + bias per map)
@@ -16,10 +17,10 @@ on each side to 32x32 by the model's ``pad`` layer)::
 squashed by 1.7159 tanh(2a/3). Weights start uniform in +-2.4/F_i (F_i the
 fan-in; C3's averaged over its maps).
 
-Input (section II.B): ``cnnkeras.data`` gives pixel / 255 in [0, 1]; the model
-pads with 0 (background) and then maps linearly background 0 -> -0.1 and ink
-255 -> 1.175 (layer ``normalize``), so the mean input is roughly 0 and its
-variance roughly 1.
+Input (section II.B): the model takes pixels in [0, 255] and scales them to
+[0, 1] (layer ``pixels``, ``cnnkeras.architectures.blocks``); it pads with 0
+(background) and then maps linearly background 0 -> -0.1 and ink 255 -> 1.175
+(layer ``normalize``), so the mean input is roughly 0 and its variance roughly 1.
 
 Output and loss (eq. 9): the RBF layer (``rbf``) outputs y_i = sum_j (x_j - w_ij)^2,
 the squared distance to class i's bitmap, lower = more likely. The paper's loss is
@@ -50,7 +51,7 @@ The geometry needs 32x32 (smaller inputs are zero-padded up to it), so
 map that is flattened before F6 (F6 then has more parameters than the paper's).
 
 ``lenet5_modern``: the same geometry with ReLU, max pooling, a full C3
-(2,416 parameters) and a softmax output, on [0, 1] input.
+(2,416 parameters) and a softmax output, on the same [0, 1] scaling of the pixels.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from typing import Optional
 import keras
 from keras import layers
 
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.layers.lenet import (
     ConnectionTableConv2D,
     EuclideanRBF,
@@ -107,14 +109,14 @@ def distortions(x, *, seed: Optional[int], name: str):
 
 
 def paper_input(input_shape, name: str):
-    """The image, zero-padded (background) up to 32x32 when smaller (28x28 MNIST -> 32x32)."""
+    """``(inputs, x)``: the image in [0, 255], scaled to [0, 1] (``pixels``) and zero-padded
+    (background) up to 32x32 when smaller (28x28 MNIST -> 32x32)."""
     height, width, _ = input_shape
     if height < 10 or width < 10:
         raise ValueError(f"{name} needs an input of at least 10x10 (padded to 32x32). "
                          f"Received: input_shape={tuple(input_shape)}")
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    inputs, x = image_input(input_shape)
     pad_h, pad_w = max(0, PAPER_SIZE - height), max(0, PAPER_SIZE - width)
-    x = inputs
     if pad_h or pad_w:
         x = layers.ZeroPadding2D(((pad_h // 2, pad_h - pad_h // 2),
                                   (pad_w // 2, pad_w - pad_w // 2)), name="pad")(x)

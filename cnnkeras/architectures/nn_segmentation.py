@@ -20,6 +20,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.architectures.nn_variants import activated
 from cnnkeras.geometry import GeometryError, IntOrSeq, StrOrSeq, per_block_options
 from cnnkeras.layers import NNAtrousConv2D, NNConv2DTranspose
@@ -52,8 +53,7 @@ def atrous_segmenter(
     """
     rates, options = per_block_options(dilation_rates, "dilation_rates", filters=filters,
                                        kernel_sizes=kernel_sizes)
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
+    inputs, x = image_input(input_shape)
     for index, (width, kernel, rate) in enumerate(
         zip(options["filters"], options["kernel_sizes"], rates, strict=True), 1
     ):
@@ -96,8 +96,8 @@ def transpose_decoder(
                                          paddings=paddings)
     blocks = list(zip(filters, options["kernel_sizes"], options["strides"], options["paddings"],
                       strict=True))
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x, sizes = inputs, [tuple(input_shape[:2])]
+    inputs, x = image_input(input_shape)
+    sizes = [tuple(input_shape[:2])]
     for index, (width, kernel, stride, padding) in enumerate(blocks, 1):
         conv = layers.Conv2D(int(width), kernel, strides=stride, padding=padding,
                              use_bias=not batch_norm, name=f"enc{index}_conv")

@@ -22,6 +22,7 @@ from typing import Optional
 import keras
 from keras import layers
 
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.geometry import IntOrSeq, StrOrSeq, output_shape, per_block_options
 from cnnkeras.layers import NNConv1D, NNConv3D, NNDepthwiseConv2D, NNSeparableConv2D
 from cnnkeras.registry import ARCHITECTURES
@@ -102,9 +103,9 @@ def conv1d_sequence(
     if len(shape) not in (2, 3):
         raise ValueError(f"conv1d_sequence needs input_shape (steps, channels) or (h, w, c). "
                          f"Received: input_shape={shape!r}")
-    inputs = keras.Input(shape=shape, name="sequence" if len(shape) == 2 else "image")
-    x = inputs if len(shape) == 2 else layers.Reshape(
-        (shape[0], shape[1] * shape[2]), name="rows_as_steps")(inputs)
+    inputs, x = image_input(shape, name="sequence" if len(shape) == 2 else "image")
+    if len(shape) == 3:
+        x = layers.Reshape((shape[0], shape[1] * shape[2]), name="rows_as_steps")(x)
     return conv_classifier(
         1, inputs, x, num_classes, "conv1d_sequence", filters=filters, dense_units=dense_units,
         dropout=dropout, kernel_sizes=kernel_sizes, strides=strides, paddings=paddings,
@@ -124,9 +125,9 @@ def conv3d_volume(
     if len(shape) != 4:
         raise ValueError(f"conv3d_volume needs input_shape (frames, h, w, c), e.g. clips from "
                          f"--dataset moving:SPEC. Received: input_shape={shape!r}")
-    inputs = keras.Input(shape=shape, name="clip")
+    inputs, x = image_input(shape, name="clip")
     return conv_classifier(
-        3, inputs, inputs, num_classes, "conv3d_volume", filters=filters,
+        3, inputs, x, num_classes, "conv3d_volume", filters=filters,
         dense_units=dense_units, dropout=dropout, kernel_sizes=kernel_sizes, strides=strides,
         paddings=paddings, dilation_rates=dilation_rates, pool_size=pool_size,
         batch_norm=batch_norm,
@@ -164,9 +165,9 @@ def separable_cnn(
                          f"Received: block_style={block_style!r}")
     filters, options = per_block_options(filters, kernel_sizes=kernel_sizes, strides=strides,
                                          paddings=paddings)
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = activated(inputs, layers.Conv2D(stem_filters, 3, padding="same", use_bias=False,
-                                        name="stem_conv"), batch_norm=True, name="stem")
+    inputs, x = image_input(input_shape)
+    x = activated(x, layers.Conv2D(stem_filters, 3, padding="same", use_bias=False,
+                                   name="stem_conv"), batch_norm=True, name="stem")
     for index, (width, kernel, stride, padding) in enumerate(zip(
         filters, options["kernel_sizes"], options["strides"], options["paddings"], strict=True
     ), 1):

@@ -37,6 +37,7 @@ import math
 import keras
 from keras import layers
 
+from cnnkeras.architectures.blocks import image_input
 from cnnkeras.geometry import GeometryError, Window, check_geometry, positive_ints
 from cnnkeras.registry import ARCHITECTURES
 
@@ -133,8 +134,8 @@ def build_resnet(variant: str, input_shape, num_classes: int, *, conv_bias: bool
                              (strides, "strides")))
     check_stages(variant, input_shape, strides)
     unit = UNITS[unit_kind]
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = stem(inputs, use_bias=conv_bias)
+    inputs, x = image_input(input_shape)
+    x = stem(x, use_bias=conv_bias)
     for stage, (width, kernel, first_stride, count) in enumerate(
             zip(filters, kernel_sizes, strides, counts, strict=True), 2):
         for index in range(1, count + 1):

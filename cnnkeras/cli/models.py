@@ -99,7 +99,7 @@ def _feature_maps(sub):
     parser.add_argument("model", metavar="NAME_OR_MODEL", help=NAME_OR_SAVED)
     parser.add_argument("--image", required=True,
                         help="image file, fed in the pixel range the model records "
-                             "([0, 1] for a model built from its name)")
+                             "([0, 255] for every model cnnkeras builds)")
     parser.add_argument("--layers", nargs="+", help="layer names (default: low, mid, high); "
                         "inside a nested model by path, e.g. inception_v3/conv2d")
     parser.add_argument("--output", default="feature_maps.png", help="PNG to write")

@@ -1,7 +1,7 @@
 """Datasets derived from real digit images: moving-digit clips and per-pixel masks.
 
 Two spec forms wrap any other spec (``moving:idx:DIR``, ``segmentation:digits``,
-``moving:mnist``, ...). They transform its batched, scaled splits:
+``moving:mnist``, ...). They transform its batched splits (float32 pixels in [0, 255]):
 
 - ``moving:SPEC``: clips of ``FRAMES`` frames at the image size, in the manner
   of the moving-MNIST set. Each real image of SPEC is shrunk to half size and
@@ -28,7 +28,7 @@ from cnnkeras.data.specs import DERIVED_FORMS
 
 FRAMES = 8
 MAX_SPEED = 3
-THRESHOLD = 0.5
+THRESHOLD = 255 / 2  # half intensity, on the pipeline's [0, 255] pixels
 SPEC_FORMS = DERIVED_FORMS
 
 

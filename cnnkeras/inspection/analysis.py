@@ -34,6 +34,9 @@ class LayerRow:
     ``dilation`` (per spatial axis) and ``padding`` (``"valid"``, ``"same"``, ...):
     the window of a convolution or pooling layer, what its output size
     (W - F + 2P) / S + 1 is computed from; ``None`` for any other layer.
+    ``preprocessing``: a ``Rescaling`` of the model's input (every cnnkeras model's
+    ``pixels``): its output is the input image in other units, so the activation totals
+    and ``memory_report`` count the image once, as the input row, and skip this row.
     """
 
     name: str
@@ -48,6 +51,7 @@ class LayerRow:
     stride: Optional[tuple] = None
     dilation: Optional[tuple] = None
     padding: Optional[str] = None
+    preprocessing: bool = False
 
 
 def _window(layer, in_shape, out_shape):
@@ -134,6 +138,7 @@ def layer_table(model) -> list[LayerRow]:
     ones = (1,) * len(image)
     shapes = {(MODEL_INPUT, 0): tuple(model.inputs[0].shape)}  # a Sequential model's input
     known = {(MODEL_INPUT, 0): (ones, ones)}
+    image_sources = {(MODEL_INPUT, 0)}  # the model's input tensors, as (producer, index)
     rows = []
     for call in all_layer_calls(model):
         if any(source not in known for source in call.inputs):
@@ -148,14 +153,17 @@ def layer_table(model) -> list[LayerRow]:
                              out_shape, image)
         for index, shape in enumerate(call.output_shapes):
             shapes[(call.name, index)], known[(call.name, index)] = shape, geometry
-        rows.append(_row(call, out_shape, geometry, in_shapes))
+        if not call.inputs:  # an input layer: its tensor is the image
+            image_sources.add((call.name, 0))
+        rows.append(_row(call, out_shape, geometry, in_shapes,
+                         on_image=bool(call.inputs) and set(call.inputs) <= image_sources))
     if not any(row.kind == "InputLayer" for row in rows):  # Sequential: no InputLayer listed
         rows.insert(0, LayerRow("input", "InputLayer", tuple(model.inputs[0].shape[1:]), 0,
                                 ones, ones, 0, math.prod(model.inputs[0].shape[1:])))
     return rows
 
 
-def _row(call, out_shape: tuple, geometry, in_shapes: list) -> LayerRow:
+def _row(call, out_shape: tuple, geometry, in_shapes: list, *, on_image: bool) -> LayerRow:
     layer = call.layer
     macs = _multiply_adds(layer, in_shapes[0], out_shape) if in_shapes else 0
     window = _window_settings(layer, in_shapes[0], out_shape) if in_shapes else None
@@ -167,6 +175,7 @@ def _row(call, out_shape: tuple, geometry, in_shapes: list) -> LayerRow:
         jump=geometry[1] if geometry else None, flops=2 * macs,
         activations=math.prod(out_shape[1:]), kernel=kernel, stride=stride,
         dilation=dilation, padding=padding,
+        preprocessing=on_image and type(layer).__name__ == "Rescaling",
     )
 
 
@@ -196,8 +205,8 @@ class MemoryReport:
     """Bytes a model needs, from ``memory_report``; values are counts, ``*_bytes`` bytes.
 
     Inference keeps the parameters and, at any moment, two consecutive layers'
-    outputs (the largest such pair; the input counts as a layer). Training keeps
-    the parameters, one gradient and ``optimizer_slots`` slots per trainable
+    outputs (the largest such pair; the input, rescaled or not, counts as one layer).
+    Training keeps the parameters, one gradient and ``optimizer_slots`` slots per trainable
     parameter, the input batch and every layer's output for the backward pass.
     These are lower bounds: frameworks add workspace and copies.
     """
@@ -275,7 +284,7 @@ def memory_report(model, batch_size: int = 1, dtype: str = "float32",
                          f"Received: {optimizer!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: {batch_size!r}")
-    rows = layer_table(model)
+    rows = [row for row in layer_table(model) if not row.preprocessing]
     is_input = [row.kind == "InputLayer" for row in rows]
     sizes = [row.activations for row in rows]
     pairs = [a + b for a, b in zip(sizes[:-1], sizes[1:], strict=True)] or sizes

@@ -39,7 +39,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 URI_SCHEMES = ("runs:/", "models:/")  # as cnnkeras.tracking.models, without importing MLflow
-BUILT_RANGE = (0, 1)  # the pixels a model built from its name is fed: what cnnkeras.data gives
+BUILT_RANGE = (0, 255)  # the pixels a model built from its name takes (its own layer scales them)
 
 
 def names_a_saved_model(model_or_name: str) -> bool:
@@ -100,7 +100,11 @@ def _window_cells(row: LayerRow) -> tuple[str, str, str]:
 
 
 def table_lines(rows: Sequence[LayerRow]) -> list[tuple[str, ...]]:
-    """Header and one tuple of cells per layer, plus a total line."""
+    """Header and one tuple of cells per layer, plus a total line.
+
+    The activations total counts the image once: a preprocessing row (``pixels``, the
+    input rescaled; ``LayerRow.preprocessing``) is shown but not added again.
+    """
     lines = [("layer", "kind", "kernel", "stride", "padding", "output", "params", "RF", "jump",
               "FLOPs", "activations")]
     for row in rows:
@@ -109,7 +113,8 @@ def table_lines(rows: Sequence[LayerRow]) -> list[tuple[str, ...]]:
                       _axes_text(row.receptive_field), _axes_text(row.jump), f"{row.flops:,}",
                       f"{row.activations:,}"))
     lines.append(("total", "", "", "", "", "", f"{sum(r.params for r in rows):,}", "", "",
-                  f"{sum(r.flops for r in rows):,}", f"{sum(r.activations for r in rows):,}"))
+                  f"{sum(r.flops for r in rows):,}",
+                  f"{sum(r.activations for r in rows if not r.preprocessing):,}"))
     return lines
 
 

@@ -195,10 +195,11 @@ def default_feature_layers(model, count: int = 3) -> list[str]:
     return [convs[i] for i in dict.fromkeys(picks)]
 
 
-def model_input(model, image, input_range: tuple = (0, 1)) -> np.ndarray:
+def model_input(model, image, input_range: tuple = (0, 255)) -> np.ndarray:
     """One image (HxW, HxWxC or a batch of one; uint8 in [0, 255] or floats in [0, 1]) as
     ``model`` takes it: fitted by ``cnnkeras.data.images.fit_image``, float32 pixels
-    in ``input_range`` ([0, 1], or [0, 255] for a model that takes those)."""
+    in ``input_range`` ([0, 255], what every model cnnkeras builds takes, or [0, 1] for a
+    model whose record says so: one trained before the scaling moved into the model)."""
     from cnnkeras.data.images import fit_image
 
     image = np.asarray(image)
@@ -214,7 +215,7 @@ def model_input(model, image, input_range: tuple = (0, 1)) -> np.ndarray:
 
 
 def feature_maps(model, image, layer_names: Sequence[str], *,
-                 input_range: tuple = (0, 1)) -> list[np.ndarray]:
+                 input_range: tuple = (0, 255)) -> list[np.ndarray]:
     """The outputs of ``layer_names`` (nested ones by path) for one image, each (h, w, maps)."""
     from cnnkeras.inspection.graph import find_layer, layer_probe
 
@@ -224,7 +225,7 @@ def feature_maps(model, image, layer_names: Sequence[str], *,
 
 
 def plot_feature_maps(model, image, layer_names, path, *, max_maps: int = 8,
-                      input_range: tuple = (0, 1)) -> Path:
+                      input_range: tuple = (0, 255)) -> Path:
     """One row per layer: the ``max_maps`` most active maps of each, for one input image
     given to ``model`` in its ``input_range``."""
     layer_names = list(layer_names or default_feature_layers(model))

@@ -53,7 +53,7 @@ class ImageDataset(Dataset):
 
     @property
     def schema(self) -> TensorDatasetSchema:
-        """Batches of float32 images in [0, 1] and int64 labels, as the model gets them."""
+        """Batches of float32 images in [0, 255] and int64 labels, as the model gets them."""
         image = TensorSpec(np.dtype("float32"), (-1, *self.facts.shape), "image")
         label = TensorSpec(np.dtype("int64"), (-1, *self.facts.label_shape), "label")
         return TensorDatasetSchema(features=Schema([image]), targets=Schema([label]))

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 import cnnkeras
 from cnnkeras import data, distribute, tracking
+from cnnkeras.architectures.blocks import PIXEL_RANGE
 from cnnkeras.config import ExperimentConfig, flatten, to_json
 from cnnkeras.inspection import viz
 from cnnkeras.tracking import models as tracked_models
@@ -220,11 +221,12 @@ def example_images(dataset: tf.data.Dataset, count: int = 2) -> np.ndarray:
 
 
 def log_model(run, model: keras.Model, datasets) -> str:
-    """The model as the run's MLflow model (its only copy): class names, input and an example
-    of two test images travel with it. Returns its ``models:/<id>`` URI."""
+    """The model as the run's MLflow model (its only copy): class names, input (pixels in
+    [0, 255], scaled by the model's own ``pixels`` layer) and an example of two test images
+    travel with it. Returns its ``models:/<id>`` URI."""
     return tracked_models.log_model(run, model, class_names=datasets.class_names,
                                      input_example=example_images(datasets.test),
-                                     input_range=(0, 1))
+                                     input_range=PIXEL_RANGE)
 
 
 def register(result: TrainResult, name: str) -> TrainResult:

@@ -72,7 +72,7 @@ class Evaluation:
 
 
 def evaluate(predict: Callable, dataset: tf.data.Dataset, class_names: Sequence[str]):
-    """Predict a batched (pixels in [0, 1], label) split once; keep what the report needs.
+    """Predict a batched (pixels in [0, 255], label) split once; keep what the report needs.
 
     ``predict``: images -> class probabilities (``model.forward`` of the classifier).
     """
@@ -83,7 +83,7 @@ def evaluate(predict: Callable, dataset: tf.data.Dataset, class_names: Sequence[
         labels = labels.numpy()
         missed = np.flatnonzero(probs.argmax(axis=-1) != labels)
         for index in missed[: GRID_IMAGES - len(wrong)]:
-            wrong.append(np.clip(np.round(np.asarray(images[index]) * 255), 0, 255)
+            wrong.append(np.clip(np.round(np.asarray(images[index])), 0, 255)
                          .astype(np.uint8))
             wrong_at.append(seen + index)
         truths.append(labels)

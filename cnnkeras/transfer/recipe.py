@@ -2,11 +2,11 @@
 
 An ``ExperimentConfig`` with a ``transfer`` section (``experiments/transfer.py``) runs
 here when ``train_experiment`` is handed it. The data come from the one pipeline
-(``cnnkeras.data``, pixels in [0, 1]); the model from the registered builder
-(``inception_v3`` with ``frozen_base=True``). One MLflow run holds the whole recipe
-(the resolved config, what every training run records before it starts, test metrics,
-plots, the saved model) with a nested run per phase (its learning rate, trainable
-weights, per-epoch metrics and speed).
+(``cnnkeras.data``, pixels in [0, 255]); the model from the registered builder
+(``inception_v3`` with ``frozen_base=True``), which scales them itself. One MLflow run
+holds the whole recipe (the resolved config, what every training run records before it
+starts, test metrics, plots, the saved model) with a nested run per phase (its learning
+rate, trainable weights, per-epoch metrics and speed).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """A saved classifier: ``NAME.keras`` plus ``NAME.classes.json`` (class names and input facts).
 
 The input facts say what the model takes: its input shape and the range of its pixel
-values (``[0, 1]`` for models trained on ``cnnkeras.data`` pipelines; classifiers saved
-before that took ``[0, 255]``, the range assumed when a sidecar does not say).
+values. Every model cnnkeras builds takes ``[0, 255]`` (its ``pixels`` layer scales them),
+the range assumed when a sidecar does not say; models trained on ``cnnkeras.data``
+pipelines before that scaling moved into the model took ``[0, 1]``, and their sidecars
+say so.
 
 Both files are written under temporary names and renamed only when both are
 complete, so a failed or interrupted save never leaves a half-written model.

@@ -43,7 +43,7 @@ def test_auxiliary_heads_give_three_outputs_weighted_one_and_three_tenths():
     assert weights == {"predictions": 1.0, "aux1": 0.3, "aux2": 0.3}
     losses = {name: "sparse_categorical_crossentropy" for name in model.output_names}
     model.compile(optimizer="sgd", loss=losses, loss_weights=weights, run_eagerly=True)
-    x = np.random.default_rng(0).random((2, 65, 65, 3)).astype("float32")
+    x = (np.random.default_rng(0).random((2, 65, 65, 3)) * 255).astype("float32")
     y = np.array([0, 3])
     logs = model.train_on_batch(x, {"predictions": y, "aux1": y, "aux2": y},
                                  return_dict=True)

@@ -50,18 +50,18 @@ def test_frozen_base_form_nests_a_frozen_base_under_preprocessing_and_a_dropout_
     model = cnnkeras.build("inception_v3", input_shape=(75, 75, 3), num_classes=5,
                            frozen_base=True, dropout=0.2, augment=True)
     assert [layer.name for layer in model.layers] == [
-        "image", "augmentation", "preprocess", "inception_v3", "avg_pool", "head_dropout",
-        "predictions"]
+        "image", "pixels", "augmentation", "preprocess", "inception_v3", "avg_pool",
+        "head_dropout", "predictions"]
     base = model.get_layer("inception_v3")
     assert isinstance(base, keras.Model) and not base.trainable
     assert model.count_params() == 21_802_784 + 2048 * 5 + 5  # the notop base and the head
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 2048 * 5 + 5
     assert model.get_layer("head_dropout").rate == 0.2
-    pixels = np.linspace(0, 1, 75 * 75 * 3, dtype="float32").reshape(1, 75, 75, 3)
+    pixels = np.linspace(0, 255, 75 * 75 * 3, dtype="float32").reshape(1, 75, 75, 3)
     preprocess = keras.Model(model.input, model.get_layer("preprocess").output)
     np.testing.assert_allclose(preprocess(pixels, training=False),  # what preprocess_input
-                               keras.applications.inception_v3.preprocess_input(pixels * 255),
-                               atol=1e-5)  # computes from [0, 255]
+                               keras.applications.inception_v3.preprocess_input(pixels.copy()),
+                               atol=1e-5)  # computes from the same [0, 255] pixels
 
 
 def test_frozen_base_loads_base_weights_and_accepts_the_text_none(tmp_path):

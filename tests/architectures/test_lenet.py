@@ -12,7 +12,6 @@ import experiments
 from cnnkeras import data, training
 from cnnkeras.architectures.lenet import rbf_output
 from cnnkeras.config import apply_overrides
-from cnnkeras.data.pipeline import scale
 
 PAPER_PARAMS = {"c1_conv": 156, "s2_subsample": 12, "c3_conv": 1516, "s4_subsample": 32,
                 "c5_conv": 48120, "f6_dense": 10164}
@@ -74,11 +73,11 @@ def test_lenet5_rejects_an_input_it_cannot_pad():
 
 
 def test_lenet5_input_maps_background_to_minus_0_1_and_ink_to_1_175():
-    pixels = np.zeros((1, 28, 28, 1), "uint8")
+    pixels = np.zeros((1, 28, 28, 1), "float32")  # raw pixels, as the data pipeline gives them
     pixels[0, 10:18, 10:18] = 255
-    images, _ = scale(pixels, None)  # the data pipeline's pixel / 255
     model = cnnkeras.build("lenet5", input_shape=(28, 28, 1), num_classes=10)
-    normalized = keras.Model(model.inputs, model.get_layer("normalize").output)(images)
+    assert [layer.name for layer in model.layers[1:4]] == ["pixels", "pad", "normalize"]
+    normalized = keras.Model(model.inputs, model.get_layer("normalize").output)(pixels)
     expected = np.full((1, 32, 32, 1), -0.1, "float32")  # the padding is background too
     expected[0, 12:20, 12:20] = 1.175
     np.testing.assert_array_equal(np.asarray(normalized), expected)
@@ -109,11 +108,11 @@ def test_distortions_keep_the_parameters_and_act_only_while_training():
                            distort=True)
     assert trainable(model) == 60_000 and model.count_params() == 60_840
     x = np.zeros((4, 28, 28, 1), "float32")
-    x[:, 8:20, 13:15] = 1.0  # a vertical stroke
+    x[:, 8:20, 13:15] = 255  # a vertical stroke
     np.testing.assert_allclose(np.asarray(model(x, training=False)),
                                np.asarray(plain(x, training=False)), rtol=1e-6)
     image = keras.Model(model.inputs, model.get_layer("distort_shear").output)
-    assert not np.allclose(np.asarray(image(x, training=True))[:, 2:30, 2:30], x)
+    assert not np.allclose(np.asarray(image(x, training=True))[:, 2:30, 2:30], x / 255)
 
 
 def test_lenet5_round_trips_with_its_loss_term_and_distortions(tmp_path):
@@ -121,7 +120,7 @@ def test_lenet5_round_trips_with_its_loss_term_and_distortions(tmp_path):
                            rubbish_j=3.0, distort=True)
     model.save(tmp_path / "lenet5.keras")
     loaded = keras.models.load_model(tmp_path / "lenet5.keras")
-    x = np.random.default_rng(1).random((2, 28, 28, 1)).astype("float32")
+    x = np.random.default_rng(1).integers(0, 256, (2, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5)
     assert loaded.get_layer("rbf").activity_regularizer.j == 3.0

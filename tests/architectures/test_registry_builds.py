@@ -39,7 +39,7 @@ def test_takes_one_finite_train_step_at_its_small_input_shape(name):
     model = cnnkeras.build(name, input_shape=shape, num_classes=3)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", run_eagerly=True)
     rng = np.random.default_rng(0)
-    x = rng.random((2,) + shape).astype("float32")
+    x = (rng.random((2,) + shape) * 255).astype("float32")  # pixels in [0, 255]
     y = rng.integers(0, 3, (2,) + tuple(model.output_shape[1:-1]))
     before = [w.copy() for w in model.get_weights()]
     loss = model.train_on_batch(x, y)

@@ -61,7 +61,8 @@ def test_resnet50_with_conv_bias_equals_keras_applications_weight_for_weight():
         if layer.weights:
             ours.get_layer(layer.name).set_weights(layer.get_weights())
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(reference(x)), rtol=1e-5,
+    # ours takes pixels in [0, 255] and scales them (layer "pixels") before Keras' layers
+    np.testing.assert_allclose(np.asarray(ours(x * 255)), np.asarray(reference(x)), rtol=1e-5,
                                atol=1e-6)
 
 

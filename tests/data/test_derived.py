@@ -14,7 +14,8 @@ PLAN = data.SplitPlan(0.1, 0.2, seed=1337, limit=32)
 
 @pytest.fixture
 def mnist(mnist_dir):
-    """32 real MNIST test digits at 28x28 (batched, scaled), as the derived specs see them."""
+    """32 real MNIST test digits at 28x28 (batched, pixels in [0, 255]), as the derived specs
+    see them."""
     return data.load(f"idx:{mnist_dir}", image_size=(28, 28), channels=1, batch_size=16,
                      plan=PLAN)
 
@@ -65,7 +66,8 @@ def test_segmentation_masks_are_the_bright_pixels_labelled_with_the_digit(mnist)
     masks = derived.segmentation_masks(images, labels).numpy()
     images, labels = images.numpy()[..., 0], labels.numpy()
     assert masks.shape == images.shape and masks.dtype == np.int64
-    np.testing.assert_array_equal(masks > 0, images >= derived.THRESHOLD)
+    assert images.max() == 255 and derived.THRESHOLD == 127.5  # half intensity
+    np.testing.assert_array_equal(masks > 0, images >= 127.5)
     for mask, label in zip(masks, labels, strict=True):
         assert set(np.unique(mask)) == {0, label + 1}
     assert 0.05 < (masks > 0).mean() < 0.3  # MNIST digits cover a small part of the frame

@@ -22,7 +22,9 @@ def test_digits_is_the_real_sklearn_set_split_and_resized():
     assert loaded.sizes == {"train": 1257, "validation": 180, "test": 360}
     images, labels = first_batch(loaded.train)
     assert images.shape == (16, 28, 28, 1) and images.dtype == np.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.9
+    # float32 pixels in [0, 255], cast and not scaled: every model scales its own
+    assert 0.0 <= images.min() and images.max() == 255.0
+    np.testing.assert_array_equal(images, np.round(images))
     assert loaded.class_names == tuple(str(i) for i in range(10))
 
 
@@ -41,7 +43,8 @@ def test_idx_reads_the_real_mnist_test_set(mnist_dir):
     assert sum(loaded.sizes.values()) == 10_000
     assert loaded.sizes["test"] == 2000 or abs(loaded.sizes["test"] - 2000) <= 1
     images, labels = first_batch(loaded.test)
-    assert images.shape == (32, 28, 28, 1)
+    assert images.shape == (32, 28, 28, 1) and images.dtype == np.float32
+    assert images.min() == 0.0 and images.max() == 255.0  # MNIST's ink, as the file has it
     assert set(np.unique(labels)) <= set(range(10))
 
 
@@ -137,7 +140,7 @@ def test_folder_reads_the_real_flower_photos(flowers_dir):
     assert loaded.sizes == {"train": 16, "validation": 16, "test": 16}
     images, labels = first_batch(loaded.train)
     assert images.shape == (8, 32, 32, 3)
-    assert images.std() > 0.05  # real photos, not blank
+    assert images.std() > 10 and 1 < images.max() <= 255  # real photos in [0, 255], not blank
     assert set(labels) <= set(range(5))
 
 
@@ -197,4 +200,4 @@ def test_tfds_specs_with_mock_data(name, shape, classes):
     assert images.shape == (4, *shape)
     assert len(loaded.class_names) == classes
     assert labels.dtype == np.int64
-    assert tf.reduce_max(images) <= 1.0
+    assert 1.0 < tf.reduce_max(images) <= 255.0

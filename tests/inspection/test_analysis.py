@@ -6,6 +6,7 @@ import keras
 import pytest
 
 import cnnkeras
+from cnnkeras.inspection import report
 from cnnkeras.inspection.analysis import (
     layer_table,
     memory_report,
@@ -39,6 +40,27 @@ def test_layer_table_flops_params_and_activations_of_alexnet(alexnet_rows):
     assert rows["fc6"].flops == 2 * 9216 * 4096
     assert sum(row.params for row in rows.values()) == model.count_params()
     assert model_flops(model) == 2_270_512_192
+
+
+def test_alexnet_pixels_row_is_preprocessing_that_costs_nothing(alexnet_rows):
+    rows, _ = alexnet_rows
+    assert [row.name for row in rows.values()][:3] == ["image", "pixels", "conv1_conv"]
+    pixels = rows["pixels"]
+    assert (pixels.kind, pixels.params, pixels.flops, pixels.preprocessing) == (
+        "Rescaling", 0, 0, True)
+    assert (pixels.receptive_field, pixels.jump) == ((1, 1), (1, 1))
+    assert [name for name, row in rows.items() if row.preprocessing] == ["pixels"]
+
+
+def test_alexnet_activation_memory_counts_the_image_once(alexnet_rows):
+    """The course's figures: the 227x227x3 image once, however the model scales it."""
+    rows, model = alexnet_rows
+    memory = memory_report(model)
+    assert memory.input_values == 227 * 227 * 3 == 154_587
+    assert memory.activation_values == 2_248_904  # every layer's output but the image's
+    assert memory.peak_pair_values == 2 * 290_400  # conv1 and its ReLU
+    [*_, total] = report.table_lines(list(rows.values()))
+    assert total[-1] == f"{154_587 + 2_248_904:,}"
 
 
 def test_alexnet_windows_give_each_output_size_by_the_course_formula(alexnet_rows):

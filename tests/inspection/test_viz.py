@@ -9,7 +9,8 @@ from PIL import Image
 
 import cnnkeras
 from cnnkeras.data.images import fit_image
-from cnnkeras.inspection import viz
+from cnnkeras.inspection import report, viz
+from cnnkeras.transfer.saving import save_classifier
 
 
 def png_size(path):
@@ -53,11 +54,32 @@ def test_feature_maps_low_mid_high(lecture, tmp_path):
 
 def test_model_input_fits_a_picture_as_the_training_pipeline_does(lecture):
     pixels = (np.random.default_rng(1).random((40, 30, 3)) * 255).astype("uint8")  # synthetic
-    fitted = viz.model_input(lecture, pixels)
+    fitted = viz.model_input(lecture, pixels)  # in [0, 255], what a built model takes
     assert fitted.shape == (28, 28, 1) and fitted.dtype == np.float32
-    expected = fit_image(pixels, size=(28, 28), channels=1, fit="resize").numpy() / 255.0
-    np.testing.assert_allclose(fitted, expected, atol=1e-7)
+    expected = fit_image(pixels, size=(28, 28), channels=1, fit="resize").numpy()
+    np.testing.assert_array_equal(fitted, expected)
+    assert fitted.max() > 1
     np.testing.assert_array_equal(viz.model_input(lecture, pixels / 255.0), fitted)
+    np.testing.assert_allclose(viz.model_input(lecture, pixels, (0, 1)), expected / 255,
+                               atol=1e-7)  # an older model that records [0, 1]
+
+
+def test_feature_maps_feed_each_model_the_range_it_records(lecture, tmp_path):
+    """A model built today (pixels in [0, 255]) and the same layers saved as an older model
+    that took [0, 1] show the same maps: each is fed its own recorded range."""
+    older = keras.Model(lecture.get_layer("pixels").output, lecture.outputs, name="older")
+    today = save_classifier(lecture, tmp_path / "today.keras", [str(i) for i in range(10)])
+    before = save_classifier(older, tmp_path / "older.keras", [str(i) for i in range(10)],
+                             input_range=(0, 1))
+    assert report.resolve("lecture_cnn")[1] == (0, 255)  # built from its name
+    image = (np.random.default_rng(2).random((28, 28)) * 255).astype("uint8")  # synthetic
+    maps = []
+    for path, recorded in ((today, (0, 255)), (before, (0, 1))):
+        model, input_range = report.resolve(str(path))
+        assert input_range == recorded
+        maps.append(viz.feature_maps(model, image, ["block1_conv"], input_range=input_range))
+    np.testing.assert_allclose(maps[0][0], maps[1][0], rtol=1e-5, atol=1e-6)
+    assert np.abs(maps[0][0]).max() > 0
 
 
 def test_default_feature_layers_spread_over_a_deep_network():

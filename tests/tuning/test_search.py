@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -272,10 +273,13 @@ def test_the_search_delivers_its_best_trial_tested_logged_and_registered(three_t
     # Rebuilt from the best trial's checkpoint: the same weights, not a retrained model.
     import numpy as np
 
+    mlflow.set_tracking_uri(client.tracking_uri)  # this search's store, not the last one used
     model = mlflow.keras.load_model(winner.registered)
-    trial_dir = next((folder / "tuner").rglob(f"trial_{winner.trial_id}"))
+    # this search's own project folder (other tests search beside it in the same folder)
+    project = Path(parent.data.tags["cnnkeras.search_dir"])
+    trial_dir = project / f"trial_{winner.trial_id}"
     config_path = client.download_artifacts(result.summary.best_run_id, "config.json",
-                                            str(folder))
+                                            str(folder / "winner"))
     options = json.loads(open(config_path).read())["model"]["options"]
     best = cnnkeras.build("lecture_cnn", input_shape=model.input_shape[1:], num_classes=10,
                           **options)
