@@ -178,7 +178,9 @@ def inception_v3(input_shape=(299, 299, 3), num_classes: int = 1000, *,
     instead = (f"put {TOP_FILE if imagenet_top else NOTOP_FILE} in ~/.keras/models, or pass "
                "weights=PATH to a weights file saved from this model")
     inputs, pixels = image_input(input_shape)  # Keras' layers, built on the scaled pixels
-    base_kwargs = dict(include_top=False, input_shape=tuple(input_shape), input_tensor=pixels)
+    scaled = layers.Rescaling(2.0, offset=-1.0, name="preprocess")(pixels)  # [-1, 1], as
+    # ImageNet's weights were trained (inception_v3.preprocess_input)
+    base_kwargs = dict(include_top=False, input_shape=tuple(input_shape), input_tensor=scaled)
     base = (fetch_imagenet(instead=instead, **base_kwargs)
             if weights == "imagenet" and not imagenet_top
             else keras.applications.InceptionV3(weights=None, **base_kwargs))
