@@ -117,7 +117,8 @@ def test_each_trial_logs_its_hyperparameters_config_parameter_count_and_metrics(
         assert config["model"]["architecture"] == "lecture_cnn"
         if run.data.tags["trial_status"] == "COMPLETED":
             assert run.info.status == "FINISHED"
-            built = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10,
+            shape = (*config["data"]["image_size"], 1)
+            built = cnnkeras.build("lecture_cnn", input_shape=shape, num_classes=10,
                                    **{"filters": filters,
                                       "kernel_sizes": (int(params["kernel_size_1"]),
                                                        int(params["kernel_size_2"])),
