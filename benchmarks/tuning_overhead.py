@@ -55,12 +55,21 @@ def completed_trials(config, datasets):
     tuner = search.make_tuner(reload, hypermodel, tf.distribute.get_strategy(),
                               project.project_dir(config))
     trials = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
-    configs = []
-    for trial in trials:  # as many epochs as the trial trained (early stopping may cut it)
-        trained = config_of(search.trial_config(space, trial, config),
-                            len(trial.metrics.get_history(config.tune.objective)))
-        configs.append(trained)
-    return configs
+    epochs = epochs_trained(config)
+    # as many epochs as each trial trained (early stopping may have cut it short)
+    return [config_of(search.trial_config(space, trial, config), epochs[trial.trial_id])
+            for trial in trials]
+
+
+def epochs_trained(config) -> dict:
+    """trial id -> the epochs its MLflow run says it trained (``epochs_run``)."""
+    from cnnkeras import tracking
+    from cnnkeras.tracking import schema
+
+    exp_id = tracking.experiment_id(config.mlflow_experiment)
+    return {run.data.tags[schema.TRIAL_ID_TAG]: int(run.data.metrics["epochs_run"])
+            for run in tracking.find_runs(exp_id, schema.kind_is(schema.TRIAL))
+            if "epochs_run" in run.data.metrics}
 
 
 def config_of(config, epochs: int):

@@ -40,6 +40,7 @@ class Run:
     def __init__(self, run_id: str):
         self.run_id = run_id
         self.client = client()
+        self.pending: list = []  # MLflow's asynchronous log operations not yet waited for
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         existing = self.client.get_run(self.run_id).data.params
@@ -50,18 +51,31 @@ class Run:
         for start in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[start: start + BATCH])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None, *,
+                    synchronous: bool = True) -> None:
+        """One ``log_batch`` per 100 metrics; ``synchronous=False`` queues it on MLflow's
+        logging thread (``flush`` waits for it)."""
         stamp = int(time.time() * 1000)
         items = [
             mlflow.entities.Metric(k, float(v), stamp, step or 0)
             for k, v in metrics.items() if v is not None
         ]
         for start in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, metrics=items[start: start + BATCH])
+            done = self.client.log_batch(self.run_id, metrics=items[start: start + BATCH],
+                                         synchronous=synchronous)
+            if not synchronous:
+                self.pending.append(done)
+
+    def flush(self) -> None:
+        """Wait until every queued log operation of this run is stored."""
+        while self.pending:
+            self.pending.pop(0).wait()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
+        """All of ``tags`` in one ``log_batch`` (one store transaction)."""
+        items = [mlflow.entities.RunTag(key, str(value)) for key, value in tags.items()]
+        if items:
+            self.client.log_batch(self.run_id, tags=items)
 
     def log_artifact(self, path, artifact_path: Optional[str] = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -98,8 +112,11 @@ def _metrics_callback_class() -> type:
             super().__init__()
             self.run = run
 
-        def on_epoch_end(self, epoch, logs=None):
-            self.run.log_metrics(dict(logs or {}), step=epoch)
+        def on_epoch_end(self, epoch, logs=None):  # queued: the next epoch need not wait
+            self.run.log_metrics(dict(logs or {}), step=epoch, synchronous=False)
+
+        def on_train_end(self, logs=None):
+            self.run.flush()
 
     return MetricsCallback
 
@@ -123,6 +140,7 @@ def reopen_run(run_id: str) -> Run:
 
 
 def end_run(run: Run, status: str = "FINISHED") -> None:
+    run.flush()
     run.client.set_terminated(run.run_id, status=status)
 
 
