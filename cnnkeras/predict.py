@@ -103,10 +103,31 @@ def predict_images(model_ref, images: Sequence, *, k: int = 5) -> list:
                     input_range=loaded.input_range)
 
 
+def scales_inside(model) -> bool:
+    """Whether the model's first layer rescales its input (cnnkeras models' ``pixels``)."""
+    import keras
+
+    first = next((layer for layer in model.layers
+                  if not isinstance(layer, keras.layers.InputLayer)), None)
+    return isinstance(first, keras.layers.Rescaling)
+
+
 def class_names(loaded) -> tuple:
-    """The model's class names; ``class_0 ...`` with a warning when nothing records them."""
+    """The model's class names; ``class_0 ...`` with a warning when nothing records them.
+
+    A model that records nothing and does not scale its own input was saved before
+    models carried their class names and took pixels in [0, 255]: its input range
+    cannot be known, so it is refused in one line saying how to re-save it.
+    """
     if loaded.class_names is not None:
         return loaded.class_names
+    if not scales_inside(loaded.model):
+        raise ValueError(
+            f"{loaded.source} was saved before cnnkeras models carried their class names "
+            "and scaled their own pixels, so its input range is unknown. Re-save it: train "
+            "it again (`cnnkeras train ... --register`, then predict models:/NAME/VERSION), "
+            "or log it with cnnkeras.tracking.models.log_model(run, model, class_names=..., "
+            "input_example=..., input_range=(0, 1)).")
     import warnings
 
     from cnnkeras.tracking.models import is_uri
