@@ -24,7 +24,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q --durations=15 $(ARGS)
 
 # The layers and architectures again on TensorFlow's plain CPU kernels (as on CPUs without
 # oneDNN: AMD before Zen 4, ARM, Apple), whatever CPU this machine has.

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 import cnnkeras
@@ -174,6 +175,7 @@ def test_a_search_parent_and_its_trials_carry_their_dataset(tracking_store, tmp_
         assert json.loads(dataset.profile)["num_examples"] == 40
 
 
+@pytest.mark.slow  # an Inception v3 run; train and search runs are checked in the fast suite
 def test_a_transfer_run_and_its_phase_carry_their_dataset(flowers_dir, tmp_path, tracking_store,
                                                           capsys):
     folder = few_flowers(flowers_dir, tmp_path / "flowers", count=6)

@@ -31,6 +31,14 @@ from cnnkeras.transfer.saving import save_classifier
 CLASSES = tuple(f"digit {i}" for i in range(10))
 FLOWERS = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 REFS = ("runs", "version", "latest", "keras")  # the references every command is run with
+# In the fast suite each command meets two of them through the real CLI; all of them with
+# `pytest -m slow` (a subprocess costs ~8 s on two cores).
+FAST = ("version", "keras")
+
+
+def some_slow(kinds):
+    return [kind if kind in FAST else pytest.param(kind, marks=pytest.mark.slow)
+            for kind in kinds]
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,7 @@ def printed(stdout: str) -> dict:
     return found
 
 
-@pytest.mark.parametrize("kind", REFS)
+@pytest.mark.parametrize("kind", some_slow(REFS))
 def test_predict_feeds_photos_and_digits_as_the_model_takes_them(logged, photos, run_cli, kind):
     """RGB photos become grayscale 28x28 in [0, 255], as the logged metadata says."""
     done = run_cli("predict", logged.refs[kind], *map(str, photos), str(logged.digit),
@@ -190,7 +198,7 @@ def check_feature_maps(stdout: str, png: Path) -> None:
         assert image.format == "PNG" and image.size[0] > 100
 
 
-@pytest.mark.parametrize("kind", ["id", *REFS])
+@pytest.mark.parametrize("kind", some_slow(["id", *REFS]))
 def test_inspect_filters_and_feature_maps_take_every_reference(logged, kind, tmp_path,
                                                                monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
@@ -204,8 +212,9 @@ def test_inspect_filters_and_feature_maps_take_every_reference(logged, kind, tmp
     check_feature_maps(capsys.readouterr().out, tmp_path / "m.png")
 
 
-@pytest.mark.parametrize("command, kind", [("inspect", "version"), ("filters", "runs"),
-                                           ("feature-maps", "latest")])
+@pytest.mark.parametrize("command, kind", [
+    ("inspect", "version"), pytest.param("filters", "runs", marks=pytest.mark.slow),
+    pytest.param("feature-maps", "latest", marks=pytest.mark.slow)])
 def test_each_command_takes_a_uri_as_a_user_types_it(logged, run_cli, tmp_path, command,
                                                      kind):
     png = tmp_path / "out.png"

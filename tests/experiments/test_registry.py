@@ -60,7 +60,9 @@ def test_experiment_search_space_draws_a_trial_that_builds(name):
     assert training.build_model(trial, shape, classes).output_shape[-1] == classes
 
 
-@pytest.mark.parametrize("name", experiments.names())
+@pytest.mark.parametrize("name", [  # Inception v3 at 299x299 costs seconds: with -m slow
+    name if name != "transfer_flowers" else pytest.param(name, marks=pytest.mark.slow)
+    for name in experiments.names()])
 def test_experiment_trains_one_step_of_two_images(name):
     """One optimizer step on a batch of two random images at the experiment's input: its
     model, loss and optimizer fit together (a smoke test of wiring, not of learning)."""

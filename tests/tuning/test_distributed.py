@@ -204,6 +204,7 @@ def running_trial(uri, tuner_id, timeout):
     raise AssertionError(f"{tuner_id} ran no trial within {timeout} s")
 
 
+@pytest.mark.slow  # ~70 s on two cores; the lost training worker is in the fast suite
 def test_a_worker_killed_mid_trial_is_survived_and_its_trial_run_again(store, tmp_path):
     budget = 4
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TF_CPP_MIN_LOG_LEVEL": "2"}
