@@ -195,7 +195,7 @@ def launch(command: Sequence[str], *, workers: int, host: str = "127.0.0.1",
                 **os.environ, **(env or {}), "TF_CONFIG": json.dumps(tf_config(addresses, index))})
         status = supervisor.watch(stop_on_failure(supervisor))
         survivors = supervisor.running()
-        if status not in (0, 130) and survivors:
+        if status > 128 and status != 130 and survivors:  # a worker was killed, not failed
             supervisor.say(f"waiting up to {SURVIVOR_SECONDS:.0f} s for {', '.join(survivors)} "
                            "to notice and leave")
             supervisor.wait(SURVIVOR_SECONDS)
