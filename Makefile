@@ -23,13 +23,16 @@ $(STAMP): requirements.txt pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Two test processes by default, one per core of a small machine; a test file stays in one
+# process, so its fixtures are built once. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(ARGS)
 
 # The layers and architectures again on TensorFlow's plain CPU kernels (as on CPUs without
 # oneDNN: AMD before Zen 4, ARM, Apple), whatever CPU this machine has.
 test-no-onednn: $(STAMP)
-	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q tests/layers tests/architectures $(ARGS)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests/layers tests/architectures $(ARGS)
 
 tune: $(STAMP)
 	$(PY) -m cnnkeras tune $(EXPERIMENT) $(ARGS)

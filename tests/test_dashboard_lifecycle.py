@@ -39,7 +39,9 @@ def living_group(group: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table")
 @pytest.mark.parametrize("signum", [
     pytest.param(signal.SIGINT, marks=pytest.mark.slow),  # Ctrl-C: the browser test's path too
-    signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: signal.Signals(s).name)
+    signal.SIGTERM,  # the fast suite's case; the others each start a server too
+    pytest.param(signal.SIGHUP, marks=pytest.mark.slow),
+    pytest.param(signal.SIGKILL, marks=pytest.mark.slow)], ids=lambda s: signal.Signals(s).name)
 def test_the_server_dies_with_the_command(signum, tracking_store, tmp_path, loopback):
     port = loopback.free_port()
     health = f"http://127.0.0.1:{port}/health"

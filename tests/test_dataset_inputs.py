@@ -50,6 +50,7 @@ def few_flowers(flowers_dir, folder, count: int = 3):
     return folder
 
 
+@pytest.mark.slow  # a CLI run; test_training's in-process run checks its 3 inputs
 def test_cnnkeras_train_on_digits_records_its_three_splits(tracking_store, run_cli, tmp_path):
     done = run_cli("train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
                    "--set", "data.limit=60", "--set", "runtime.verbose=0", cwd=tmp_path,

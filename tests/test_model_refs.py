@@ -280,6 +280,7 @@ def test_filters_layer_option_takes_a_nested_name(transfer, tmp_path, capsys, na
         f"inception_v3_transfer: inception_v3/{conv}, 80 filters 1x1"
 
 
+@pytest.mark.slow  # a process; test_filters_layer_option_takes_a_nested_name stays fast
 def test_feature_maps_take_nested_layer_names(transfer, photos, run_cli, tmp_path):
     done = run_cli("feature-maps", str(transfer.path), "--image", str(photos[0]), "--layers",
                    f"inception_v3/{transfer.convs[0]}", "mixed0", "--output",
@@ -307,8 +308,9 @@ def test_predict_gives_a_grayscale_digit_to_an_rgb_model_as_rgb(transfer, logged
 @pytest.mark.parametrize("command, ref, says", [
     ("predict", "models:/nope/1", "models:/nope/1: no registered model 'nope'. Registered "
                                   "models: digits."),
-    ("inspect", "models:/digits/7", "models:/digits/7: registered model 'digits' has no "
-                                    "version 7. Its versions: 1. Registered models: digits."),
+    pytest.param("inspect", "models:/digits/7", "models:/digits/7: registered model 'digits' "
+                 "has no version 7. Its versions: 1. Registered models: digits.",
+                 marks=pytest.mark.slow),  # a process each; unknown-name stays fast
 ], ids=["unknown-name", "unknown-version"])
 def test_a_models_uri_to_nothing_lists_what_is_registered(logged, run_cli, command, ref, says):
     done = run_cli(command, ref, *([str(logged.digit)] if command == "predict" else []),

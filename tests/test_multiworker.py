@@ -118,6 +118,7 @@ def test_two_workers_train_one_epoch_to_identical_changed_weights(cluster, tmp_p
     assert not list((tmp_path / "runs" / "loopback").glob("backup-*"))  # removed once done
 
 
+@pytest.mark.slow  # a 2-worker cluster run twice; two_workers and the launch tests stay fast
 def test_killed_worker_resumes_from_its_backup(cluster, tmp_path):
     status, output = cluster(workers=2, epochs=2, kill_after=1)
     assert status == 128 + signal.SIGKILL, output[-3000:]

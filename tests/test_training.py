@@ -46,6 +46,9 @@ def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys, ar
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"} <= set(metrics)
     assert metrics["test_accuracy"] > 0.5  # one epoch on digits already learns
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 1
+    inputs = run.inputs.dataset_inputs  # one per split (test_dataset_inputs: their fields)
+    assert sorted(i.dataset.name for i in inputs) == ["digits"] * 3
+    assert len({i.dataset.digest for i in inputs}) == 3
     assert set(artifact_paths(client, run.info.run_id)) >= {
         "config.json", "model_summary.txt", "plots/learning_curves.png",
         "plots/confusion_matrix.png", "plots/filters.png"}
@@ -120,7 +123,9 @@ def wait_for_running_run(uri, timeout=90):
     raise AssertionError("no training run reached its first epoch")
 
 
-@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, "KILLED"), (signal.SIGKILL, "KILLED")])
+@pytest.mark.parametrize("sig, status", [
+    (signal.SIGTERM, "KILLED"),
+    pytest.param(signal.SIGKILL, "KILLED", marks=pytest.mark.slow)])  # a subprocess each
 def test_interrupted_runs_never_stay_running(tracking_store, sig, status):
     process = subprocess.Popen(
         [sys.executable, "-m", "cnnkeras", "train", "lecture_cnn", "--dataset", "digits",

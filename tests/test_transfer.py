@@ -393,6 +393,7 @@ def test_transfer_short_form_is_train_transfer_flowers_with_sets(flags, override
     assert short != experiments.get("transfer_flowers")
 
 
+@pytest.mark.slow  # a CLI Inception run; the transfer fixture's run stays fast
 def test_train_transfer_flowers_trains_a_tiny_step_on_real_flowers(flowers_dir, tmp_path,
                                                                     tracking_store, capsys):
     overrides = tiny(flowers_dir, tmp_path, "data.limit=4", "train.batch_size=4",

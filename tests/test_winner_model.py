@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from cnnkeras.data import idx
 
 
+@pytest.mark.slow  # two processes on a search; test_api's tune checks the registered winner
 def test_predict_and_inspect_take_the_registered_search_winner(searched_store, mnist_dir,
                                                               tmp_path, run_cli):
     uri, _ = searched_store

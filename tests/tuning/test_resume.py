@@ -41,6 +41,7 @@ def wait_for_third_trial(client, process, deadline):
     pytest.fail("no third trial started in time")
 
 
+@pytest.mark.slow  # a search killed and rerun; test_project's resume stays fast
 def test_a_search_killed_mid_trial_resumes_without_running_any_trial_twice(store, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TF_CPP_MIN_LOG_LEVEL": "2"}
     client = MlflowClient(store)

@@ -198,7 +198,8 @@ def test_the_defaults_that_do_not_fit_are_pruned_and_the_trial_that_runs_fits(st
 
 # random runs in `three_trials`, grid in the execution and ResNet tests
 @pytest.mark.parametrize("tuner,overrides,expected", [
-    ("bayesian", ("tune.max_trials=3",), 3),  # two random, then one from the Gaussian process
+    pytest.param("bayesian", ("tune.max_trials=3",), 3,  # two random, then one from the GP
+                 marks=pytest.mark.slow),  # test_oracles runs bayesian in the fast suite
     ("hyperband", ("tune.hyperband_max_epochs=2", "tune.max_trials=1"), 2),  # ignores max_trials
 ])
 def test_each_tuner_runs_its_trials_into_mlflow(store, tmp_path, tuner, overrides,
