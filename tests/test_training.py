@@ -68,6 +68,22 @@ def test_train_one_epoch_on_digits_records_everything(tracking_store, capsys, ar
     assert list(model.metadata.metadata["class_names"]) == [str(i) for i in range(10)]
 
 
+def test_without_a_validation_split_fit_neither_validates_nor_warns(tracking_store):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "2",
+                     "--set", "data.validation_fraction=0", "--set", "data.limit=64",
+                     "--set", "runtime.verbose=0"])
+    assert code == 0
+    _, _, run = only_run(tracking_store)
+    assert run.info.status == "FINISHED" and run.data.params["data.size.validation"] == "0"
+    assert "loss" in run.data.metrics
+    assert not [name for name in run.data.metrics if name.startswith("val_")]
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+
+
 def test_options_that_do_not_fit_fail_in_one_line_before_any_run(tracking_store, capsys,
                                                                  tmp_path):
     code = main(["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1",
