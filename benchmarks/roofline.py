@@ -18,6 +18,7 @@ import tensorflow as tf
 import cnnkeras
 from benchmarks import measure
 from cnnkeras import distribute
+from cnnkeras.config import TrainConfig
 from cnnkeras.registry import ARCHITECTURES
 
 DTYPES = {"float32": ("float32", tf.float32), "bfloat16": ("mixed_bfloat16", tf.bfloat16)}
@@ -83,9 +84,11 @@ def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(prog="python -m benchmarks.roofline",
                                     description=__doc__.splitlines()[0])
     parse.add_argument("--models", default="lecture_cnn,resnet18,resnet50")
-    parse.add_argument("--image-size", type=int, default=64,
-                       help="square input (default 64; 0: each model's small_input_shape)")
-    parse.add_argument("--batch-size", type=int, default=16)
+    parse.add_argument("--image-size", type=int, default=0,
+                       help="square input (default 0: each model's small_input_shape)")
+    parse.add_argument("--batch-size", type=int, default=TrainConfig().batch_size,
+                       help="default: the batch size cnnkeras trains with by default "
+                            f"({TrainConfig().batch_size})")
     parse.add_argument("--steps", type=int, default=5)
     parse.add_argument("--classes", type=int, default=10)
     parse.add_argument("--matmul-size", type=int, default=2048)
