@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Optional, Sequence
 
 import keras
-import numpy as np
 
 import cnnkeras
 from benchmarks import measure
 from cnnkeras import data, training
-
-
-class EpochClock(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
 
 
 def fresh_model(args, input_shape, classes):
@@ -41,15 +27,9 @@ def fresh_model(args, input_shape, classes):
 
 def epoch_times(fit, warmup: int, repeats: int) -> list:
     """Per-epoch wall seconds of one ``fit`` of warmup + repeats epochs."""
-    clock = EpochClock()
+    clock = measure.EpochClock()
     fit(epochs=warmup + repeats, callbacks=[clock])
     return clock.seconds
-
-
-def in_memory(dataset):
-    """The pipeline's batches, concatenated: the same images and labels as arrays."""
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
-    return np.concatenate(images), np.concatenate(labels)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -78,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
                        batch_size=args.batch_size, plan=plan)
     count = loaded.sizes["train"]
     shape = (*size, args.channels)
-    x, y = in_memory(data.load(args.dataset, image_size=size, channels=args.channels,
+    x, y = measure.arrays(data.load(args.dataset, image_size=size, channels=args.channels,
                                batch_size=args.batch_size, plan=plan).train)
     memory = epoch_times(lambda **kw: fresh_model(args, shape, loaded.num_classes).fit(
         x, y, batch_size=args.batch_size, shuffle=True, verbose=0, **kw),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import keras
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -24,6 +25,26 @@ def common_arguments(parser: argparse.ArgumentParser, *, repeats: int = 3) -> No
                         help="untimed repetitions first (tracing, caches, thread pools)")
     parser.add_argument("--output", type=Path, default=RESULTS,
                         help="folder for the Markdown and JSON results")
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Wall seconds of every epoch of a ``fit`` (its validation pass included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """A batched split concatenated into NumPy arrays: the same images and labels, in memory."""
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
+    return np.concatenate(images), np.concatenate(labels)
 
 
 def timed(fn: Callable[[], object], *, repeats: int, warmup: int = 1) -> list[float]:

@@ -11,6 +11,10 @@ registered (``lenet5_mnist``, ``lenet5_modern_mnist``: builder options,
 optimizer, learning rate, batch size, epochs as the most epochs), else with
 Adam at 1e-3, batch 64, at most 15 epochs. ``--learning-rate``,
 ``--batch-size`` and ``--max-epochs`` override every model's.
+
+``--baselines`` models (default ``lecture_cnn``) also train as plain Keras would, in
+the same run, interleaved by seed: ``compile`` defaults (Adam 1e-3), ``model.fit`` on
+NumPy arrays of the same images, batch 32.
 """
 
 from __future__ import annotations
@@ -70,14 +74,22 @@ def recipe_text(how: dict) -> str:
 
 
 def one_run(name: str, loaded, how: dict, target: float, seed: int) -> dict:
+    """Train until ``target``: through ``cnnkeras.data`` with the recipe ``how``, or, when
+    ``how`` holds ``arrays``, plain Keras (``compile`` defaults, NumPy arrays, batch 32)."""
     keras.utils.set_random_seed(seed)
     model = cnnkeras.build(name, input_shape=loaded.input_shape, num_classes=loaded.num_classes,
                            **how["options"])
-    training.compile_model(model, optimizer=how["optimizer"],
-                           learning_rate=how["learning_rate"])
     clock = UntilAccurate(loaded.test, target)
-    model.fit(loaded.train, epochs=how["max_epochs"], callbacks=[clock], verbose=0,
-              shuffle=False)
+    if "arrays" in how:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        x, y = how["arrays"]
+        model.fit(x, y, batch_size=32, epochs=how["max_epochs"], callbacks=[clock], verbose=0)
+    else:
+        training.compile_model(model, optimizer=how["optimizer"],
+                               learning_rate=how["learning_rate"])
+        model.fit(loaded.train, epochs=how["max_epochs"], callbacks=[clock], verbose=0,
+                  shuffle=False)
     reached = clock.accuracies[-1] >= target
     return {"seconds": sum(clock.train_seconds) if reached else None,
             "epochs": len(clock.accuracies), "best_accuracy": max(clock.accuracies),
@@ -90,6 +102,9 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--dataset", default=None,
                        help="MNIST test set as a dataset spec, e.g. idx:DIR (required to run)")
     parse.add_argument("--models", default="lecture_cnn,lenet5,lenet5_modern")
+    parse.add_argument("--baselines", default="lecture_cnn",
+                       help="models also trained as plain Keras would: compile defaults (Adam "
+                            "1e-3), model.fit on NumPy arrays, batch 32, in the same run")
     parse.add_argument("--target", type=float, default=0.985)
     parse.add_argument("--max-epochs", type=int, default=None,
                        help="default: the model's recipe (15 without one)")
@@ -124,27 +139,41 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
     report.notes.append(f"{args.dataset}: {sizes['train']} training and {sizes['test']} test "
                         "images (real data); models take 28x28 input (LeNet-5's pad layer "
                         "makes it 32x32, as in the paper).")
+    baselines = {m.strip() for m in args.baselines.split(",") if m.strip()}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         if name not in cnnkeras.list_architectures():
             report.skip(name, "its builder is not registered in cnnkeras yet")
             continue
         how = recipe(name, args)
-        loaded = load(how["batch_size"])
-        for seed in range(args.warmup):  # a short untimed run: thread pools, kernels
-            one_run(name, loaded, {**how, "max_epochs": 1}, args.target, seed=1000 + seed)
-        runs = [one_run(name, loaded, how, args.target, seed) for seed in range(args.repeats)]
-        times = [r["seconds"] for r in runs if r["reached"]]
-        report.add(model=name, recipe=recipe_text(how),
-                   seconds_median=statistics.median(times) if times else None,
-                   min_max=f"{min(times):.3g}-{max(times):.3g}" if times else "",
-                   epochs="/".join(str(r["epochs"]) for r in runs),
-                   best_accuracy=max(r["best_accuracy"] for r in runs),
-                   reached=f"{len(times)}/{len(runs)}")
+        contenders = {name: (how, load(how["batch_size"]))}
+        if name in baselines:
+            plain = {**how, "options": how["options"], "arrays": measure.arrays(load(32).train),
+                     "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32}
+            contenders[f"{name} (plain Keras)"] = (plain, load(32))
+        for how, loaded in contenders.values():
+            for seed in range(args.warmup):  # a short untimed run: thread pools, kernels
+                one_run(name, loaded, {**how, "max_epochs": 1}, args.target, seed=1000 + seed)
+        runs = {label: [] for label in contenders}
+        for seed in range(args.repeats):  # interleaved: a change of load hits both alike
+            for label, (how, loaded) in contenders.items():
+                runs[label].append(one_run(name, loaded, how, args.target, seed))
+        for label, (how, _) in contenders.items():
+            add_row(report, label, how, runs[label])
     report.notes.append("seconds: training time summed over epochs until the target "
-                        "(evaluation excluded), median over the seeds that reached it.")
+                        "(evaluation excluded), median over the seeds that reached it; "
+                        "plain Keras rows fit NumPy arrays of the same images.")
     report.save(args.output)
     return report
 
+
+def add_row(report: measure.Report, label: str, how: dict, runs: list) -> None:
+    times = [r["seconds"] for r in runs if r["reached"]]
+    report.add(model=label, recipe=recipe_text(how),
+               seconds_median=statistics.median(times) if times else None,
+               min_max=f"{min(times):.3g}-{max(times):.3g}" if times else "",
+               epochs="/".join(str(r["epochs"]) for r in runs),
+               best_accuracy=max(r["best_accuracy"] for r in runs),
+               reached=f"{len(times)}/{len(runs)}")
 
 if __name__ == "__main__":
     main()

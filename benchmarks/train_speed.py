@@ -24,36 +24,14 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 import keras
-import numpy as np
 
 import cnnkeras
 from benchmarks import measure
 from cnnkeras.registry import ARCHITECTURES
-
-
-class EpochClock(keras.callbacks.Callback):
-    """Wall seconds of every epoch, validation included."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
-
-
-def arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
-    """A split's batches concatenated: float32 pixels in [0, 255] and labels, in memory."""
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
-    return np.concatenate(images), np.concatenate(labels)
 
 
 def cnnkeras_run(name: str, args, folder: Path) -> dict:
@@ -69,7 +47,7 @@ def cnnkeras_run(name: str, args, folder: Path) -> dict:
         height, width, channels = ARCHITECTURES.metadata(name)["small_input_shape"]
         config = api.resolve(config, [f"data.image_size={height},{width}",
                                       f"data.channels={channels}"])
-    clock = EpochClock()
+    clock = measure.EpochClock()
     result = train_experiment(config, api.start_runtime(config), callbacks=[clock])
     return {"seconds": clock.seconds, "accuracy": float(result.test_metrics["accuracy"]),
             "config": config}
@@ -82,7 +60,7 @@ def baseline_run(name: str, config, splits: dict, args) -> dict:
     model = cnnkeras.build(name, input_shape=x.shape[1:], num_classes=args.classes,
                            **dict(config.model.options))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    clock = EpochClock()
+    clock = measure.EpochClock()
     model.fit(x, y, batch_size=32, epochs=args.epochs, validation_data=validation, verbose=0,
               callbacks=[clock])
     accuracy = model.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
@@ -95,7 +73,7 @@ def same_images(config) -> dict:
     from cnnkeras.training.run import load_data
 
     loaded = load_data(config, config.train.batch_size)
-    return {split: arrays(getattr(loaded, split)) if loaded.sizes[split] else None
+    return {split: measure.arrays(getattr(loaded, split)) if loaded.sizes[split] else None
             for split in ("train", "validation", "test")}
 
 
