@@ -51,7 +51,8 @@ def test_the_server_dies_with_the_command(signum, tracking_store, tmp_path, loop
     with open(tmp_path / "ui.log", "w") as log:
         command = subprocess.Popen(
             [sys.executable, "-m", "cnnkeras", "ui", "--port", str(port), "--host", host],
-            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=as_from_a_terminal)
     try:
         loopback.wait_for_http(health, command)
         if host == "0.0.0.0":
@@ -76,6 +77,12 @@ def test_the_server_dies_with_the_command(signum, tracking_store, tmp_path, loop
     finally:
         if command.poll() is None:
             os.killpg(command.pid, signal.SIGKILL)
+
+
+def as_from_a_terminal() -> None:
+    """SIGINT as a terminal's process has it: a shell without job control (CI, ``cmd &``)
+    starts its background jobs with SIGINT ignored, and the ignoring is inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def status_for_host(url: str, host: str) -> int:
