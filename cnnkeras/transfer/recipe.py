@@ -28,6 +28,7 @@ from cnnkeras.inspection import viz
 from cnnkeras.tracking import models as tracked_models
 from cnnkeras.tracking import schema
 from cnnkeras.training.compile import build_model, compile_model
+from cnnkeras.training.loops import validation
 from cnnkeras.training.run import (
     TrainResult,
     early_stopping,
@@ -109,7 +110,7 @@ def fit_phase(ctx: Context, run: tracking.Run, *, epochs: int, learning_rate: fl
     compile_phase(ctx.model, ctx.config, learning_rate)
     started = time.perf_counter()
     history = ctx.model.fit(
-        ctx.datasets.train, validation_data=ctx.datasets.validation, epochs=epochs,
+        ctx.datasets.train, validation_data=validation(ctx.datasets), epochs=epochs,
         callbacks=[run.callback(), *early_stopping(ctx.config), *ctx.callbacks], shuffle=False,
         verbose=ctx.config.runtime.verbose).history
     log_speed(run, ctx.datasets.sizes["train"] * len(history.get("loss", [])), started)
