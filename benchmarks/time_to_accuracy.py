@@ -81,10 +81,10 @@ def one_run(name: str, loaded, how: dict, target: float, seed: int) -> dict:
                            **how["options"])
     clock = UntilAccurate(loaded.test, target)
     if "arrays" in how:
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        measure.plain_keras(model)
         x, y = how["arrays"]
-        model.fit(x, y, batch_size=32, epochs=how["max_epochs"], callbacks=[clock], verbose=0)
+        model.fit(x, y, batch_size=how["batch_size"], epochs=how["max_epochs"],
+                  callbacks=[clock], verbose=0)
     else:
         training.compile_model(model, optimizer=how["optimizer"],
                                learning_rate=how["learning_rate"])
@@ -147,9 +147,10 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
         how = recipe(name, args)
         contenders = {name: (how, load(how["batch_size"]))}
         if name in baselines:
-            plain = {**how, "options": how["options"], "arrays": measure.arrays(load(32).train),
-                     "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32}
-            contenders[f"{name} (plain Keras)"] = (plain, load(32))
+            batch = measure.PLAIN_BATCH
+            plain = {**how, "arrays": measure.arrays(load(batch).train), "optimizer": "adam",
+                     "learning_rate": 1e-3, "batch_size": batch}
+            contenders[f"{name} (plain Keras)"] = (plain, load(batch))
         for how, loaded in contenders.values():
             for seed in range(args.warmup):  # a short untimed run: thread pools, kernels
                 one_run(name, loaded, {**how, "max_epochs": 1}, args.target, seed=1000 + seed)
@@ -174,6 +175,7 @@ def add_row(report: measure.Report, label: str, how: dict, runs: list) -> None:
                epochs="/".join(str(r["epochs"]) for r in runs),
                best_accuracy=max(r["best_accuracy"] for r in runs),
                reached=f"{len(times)}/{len(runs)}")
+
 
 if __name__ == "__main__":
     main()

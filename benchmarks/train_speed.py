@@ -59,10 +59,10 @@ def baseline_run(name: str, config, splits: dict, args) -> dict:
     keras.utils.set_random_seed(config.runtime.seed)
     model = cnnkeras.build(name, input_shape=x.shape[1:], num_classes=args.classes,
                            **dict(config.model.options))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    measure.plain_keras(model)
     clock = measure.EpochClock()
-    model.fit(x, y, batch_size=32, epochs=args.epochs, validation_data=validation, verbose=0,
-              callbacks=[clock])
+    model.fit(x, y, batch_size=measure.PLAIN_BATCH, epochs=args.epochs,
+              validation_data=validation, verbose=0, callbacks=[clock])
     accuracy = model.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
     keras.backend.clear_session()
     return {"seconds": clock.seconds, "accuracy": float(accuracy)}
@@ -102,7 +102,7 @@ def compare(name: str, args, folder: Path, report: measure.Report) -> None:
                    training=label,
                    recipe=(f"{config.train.optimizer} {config.train.learning_rate:g}, batch "
                            f"{config.train.batch_size}" if label == "cnnkeras"
-                           else "adam 0.001, batch 32"),
+                           else f"adam 0.001, batch {measure.PLAIN_BATCH}"),
                    images_per_second=statistics.median(rates[label]),
                    min_max=measure.range_text(measure.spread(rates[label])),
                    speedup=statistics.median(rates[label]) / base,
