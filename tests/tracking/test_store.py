@@ -177,3 +177,19 @@ def test_train_checks_the_store_before_loading_data(broken_store, tmp_path, monk
     assert line.startswith("cnnkeras train: error: MLflow store ") and problem in line
     assert loaded == []  # refused before any data was read
     assert snapshot(tmp_path) == before
+
+
+def test_queued_epoch_metrics_are_all_stored_when_the_run_ends(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = tracking.create_run(tracking.experiment_id("queued"), name="epochs")
+    callback = run.callback()
+    for epoch in range(12):
+        callback.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1), "val_accuracy": epoch / 12})
+    # queued on cnnkeras' own thread, not MLflow's queue, which ending the run would shut
+    # down while its worker idles out a one-second timeout (at the end of every trial)
+    assert run.client._tracking_client.store._async_logging_queue.is_idle()
+    tracking.end_run(run)
+
+    history = run.client.get_metric_history(run.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(e, 1.0 / (e + 1)) for e in range(12)]
+    assert run.client.get_run(run.run_id).info.status == "FINISHED"
