@@ -306,3 +306,38 @@ def test_trials_stop_early_on_the_objective_with_the_configured_patience(trackin
         assert len(scores) == (8 if first_miss is None else first_miss + 1), scores
         stopped += first_miss is not None and first_miss < 7
     assert stopped >= 1  # on 100 images some trial stalls within 8 epochs
+
+
+def test_the_best_epoch_checkpoint_is_written_once_with_the_best_epochs_weights(tmp_path):
+    import keras
+    import keras_tuner as kt
+    import numpy as np
+    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+
+    from tuning.search import BestEpochInMemory
+
+    path = tmp_path / "checkpoint.weights.h5"
+    kerastuners = SaveBestEpoch(kt.Objective("val_accuracy", "max"), str(path))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+    def fit(epochs):  # (weight value, val_accuracy) per epoch
+        callback = BestEpochInMemory(kerastuners)
+        callback.set_model(model)
+        for epoch, (value, score) in enumerate(epochs):
+            model.set_weights([np.full((2, 1), value), np.full((1,), value)])
+            callback.on_epoch_end(epoch, {"val_accuracy": score})
+        callback.on_train_end()
+
+    def saved_kernel() -> float:
+        probe = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        probe.load_weights(path)
+        return float(probe.get_weights()[0][0, 0])
+
+    fit([(1.0, 0.5), (2.0, 0.7), (3.0, 0.6)])
+    assert saved_kernel() == 2.0  # the best epoch's, not the last one's
+    assert float(model.get_weights()[0][0, 0]) == 3.0  # the model keeps its last weights
+    written = path.stat().st_mtime_ns
+    fit([(4.0, 0.65)])  # a second execution below the best so far writes nothing
+    assert path.stat().st_mtime_ns == written and saved_kernel() == 2.0
+    fit([(5.0, 0.9)])  # one above it replaces the file
+    assert saved_kernel() == 5.0
