@@ -26,13 +26,12 @@ import keras
 import keras_tuner as kt
 import tensorflow as tf
 from keras_tuner.errors import FailedTrialError
-from keras_tuner.src.engine.tuner_utils import SaveBestEpoch  # pinned: keras-tuner==1.4.8
 
 from cnnkeras import distribute, tracking, training
 from cnnkeras.config import ExperimentConfig, to_json
 from cnnkeras.geometry import GeometryError
 from cnnkeras.tracking import schema
-from tuning import distributed, oracles, project, report, winner
+from tuning import checkpoints, distributed, oracles, project, report, winner
 from tuning.spaces import SPACES, search_config
 from tuning.tracker import (
     SearchTracker,
@@ -69,45 +68,8 @@ class CnnHyperModel(kt.HyperModel):
             raise FailedTrialError(f"rejected by geometry: {err}") from None
 
     def fit(self, hp, model, *args, **kwargs):
-        kwargs["callbacks"] = [BestEpochInMemory(c) if isinstance(c, SaveBestEpoch) else c
-                               for c in kwargs.get("callbacks", [])]
+        kwargs["callbacks"] = checkpoints.in_memory(kwargs.get("callbacks", []))
         return self.trial.fit(model, *args, verbose=self.verbose, **kwargs)
-
-
-class BestEpochInMemory(keras.callbacks.Callback):
-    """KerasTuner's best-epoch checkpoint (``SaveBestEpoch``), written once, when ``fit`` ends.
-
-    KerasTuner writes ``checkpoint.weights.h5`` at every epoch that improves the
-    objective: ~60 ms each for the lecture CNN on a laptop core, most of a search's
-    epochs. Here the best epoch's weights are copied in memory (~3 ms) and the same
-    file is written once from them, by KerasTuner's own callback, whose ``best_value``
-    carries over executions as before. A trial cut off mid-fit writes no file: it is
-    re-run from its first epoch anyway.
-    """
-
-    def __init__(self, checkpoint: SaveBestEpoch):
-        super().__init__()
-        self.checkpoint = checkpoint
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        objective, checkpoint = self.checkpoint.objective, self.checkpoint
-        if objective.has_value(logs):
-            value = objective.get_value(logs)
-            if not objective.better_than(value, checkpoint.best_value):
-                return
-            checkpoint.best_value = value
-        self.best_weights = self.model.get_weights()
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is None:
-            return
-        last = self.model.get_weights()
-        self.model.set_weights(self.best_weights)
-        self.checkpoint.set_model(self.model)
-        self.checkpoint._save_model()  # KerasTuner's write (a temporary file off the chief)
-        self.model.set_weights(last)
-        self.best_weights = None
 
 
 def trial_config(space, trial, base: ExperimentConfig) -> ExperimentConfig:

@@ -312,16 +312,17 @@ def test_the_best_epoch_checkpoint_is_written_once_with_the_best_epochs_weights(
     import keras
     import keras_tuner as kt
     import numpy as np
-    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch  # what a trial's fit gets
 
-    from tuning.search import BestEpochInMemory
+    from tuning import checkpoints
 
     path = tmp_path / "checkpoint.weights.h5"
     kerastuners = SaveBestEpoch(kt.Objective("val_accuracy", "max"), str(path))
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 
     def fit(epochs):  # (weight value, val_accuracy) per epoch
-        callback = BestEpochInMemory(kerastuners)
+        [callback] = checkpoints.in_memory([kerastuners])
+        assert isinstance(callback, checkpoints.BestEpochInMemory)
         callback.set_model(model)
         for epoch, (value, score) in enumerate(epochs):
             model.set_weights([np.full((2, 1), value), np.full((1,), value)])
