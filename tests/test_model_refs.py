@@ -249,10 +249,11 @@ def transfer(tmp_path_factory) -> Transfer:
     return Transfer(path, model, convs)
 
 
-def test_inspect_lists_the_nested_base_layer_by_layer(transfer, run_cli, tmp_path):
-    done = run_cli("inspect", str(transfer.path), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line}
+def test_inspect_lists_the_nested_base_layer_by_layer(transfer, capsys):
+    # in this process: test_each_command_takes_a_uri_as_a_user_types_it runs inspect as one
+    assert cli.main(["inspect", str(transfer.path)]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+            if line}
     first = f"inception_v3/{transfer.convs[0]}"
     assert rows[first][:8] == ["Conv2D", "3x3", "2", "valid", "37x37x32", "864", "3", "2"]
     assert rows["inception_v3/mixed10"][:2] == ["Concatenate", "1x1x2048"]
@@ -261,11 +262,10 @@ def test_inspect_lists_the_nested_base_layer_by_layer(transfer, run_cli, tmp_pat
     assert rows["parameters:"][-1] == f"{transfer.model.count_params():,}"
 
 
-def test_filters_draw_the_first_convolution_inside_the_base(transfer, run_cli, tmp_path):
-    done = run_cli("filters", str(transfer.path), "--output", str(tmp_path / "f.png"),
-                   cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+def test_filters_draw_the_first_convolution_inside_the_base(transfer, tmp_path, capsys):
+    assert cli.main(["filters", str(transfer.path), "--output", str(tmp_path / "f.png")]) == 0
+    assert (tmp_path / "f.png").stat().st_size > 0
+    assert capsys.readouterr().out.splitlines() == [
         f"inception_v3_transfer: inception_v3/{transfer.convs[0]}, 32 filters 3x3",
         str(tmp_path / "f.png")]
 
