@@ -148,8 +148,9 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
         contenders = {name: (how, load(how["batch_size"]))}
         if name in baselines:
             batch = measure.PLAIN_BATCH
-            plain = {**how, "arrays": measure.arrays(load(batch).train), "optimizer": "adam",
-                     "learning_rate": 1e-3, "batch_size": batch}
+            plain = {**how, "arrays": measure.arrays(load(batch).train),
+                     "optimizer": measure.PLAIN_OPTIMIZER,
+                     "learning_rate": measure.PLAIN_LEARNING_RATE, "batch_size": batch}
             contenders[f"{name} (plain Keras)"] = (plain, load(batch))
         for how, loaded in contenders.values():
             for seed in range(args.warmup):  # a short untimed run: thread pools, kernels

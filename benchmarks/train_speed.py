@@ -102,7 +102,8 @@ def compare(name: str, args, folder: Path, report: measure.Report) -> None:
                    training=label,
                    recipe=(f"{config.train.optimizer} {config.train.learning_rate:g}, batch "
                            f"{config.train.batch_size}" if label == "cnnkeras"
-                           else f"adam 0.001, batch {measure.PLAIN_BATCH}"),
+                           else f"{measure.PLAIN_OPTIMIZER} {measure.PLAIN_LEARNING_RATE:g}, "
+                                f"batch {measure.PLAIN_BATCH}"),
                    images_per_second=statistics.median(rates[label]),
                    min_max=measure.range_text(measure.spread(rates[label])),
                    speedup=statistics.median(rates[label]) / base,
