@@ -29,12 +29,13 @@ SPACES: Registry[Space] = Registry("search space", index={
 })
 
 
-def training_knobs(hp, base: ExperimentConfig) -> ExperimentConfig:
+def training_knobs(hp, base: ExperimentConfig, *, learning_rates=(3e-4, 1e-3, 3e-3),
+                   optimizers=("adam", "sgd", "rmsprop")) -> ExperimentConfig:
     """Learning rate and optimizer, shared by every space."""
     train = dataclasses.replace(
         base.train,
-        learning_rate=hp.Choice("learning_rate", [3e-4, 1e-3, 3e-3]),
-        optimizer=hp.Choice("optimizer", ["adam", "sgd", "rmsprop"]),
+        learning_rate=hp.Choice("learning_rate", list(learning_rates)),
+        optimizer=hp.Choice("optimizer", list(optimizers)),
     )
     return dataclasses.replace(base, train=train)
 
@@ -73,7 +74,11 @@ def lecture_cnn(hp, base: ExperimentConfig) -> ExperimentConfig:
         dropout=hp.Choice("dropout", [0.0, 0.25, 0.5]),
         batch_norm=hp.Boolean("batch_norm"),
     )
-    return training_knobs(hp, config)
+    # A lecture CNN trains for a few hundred steps, too few for plain SGD or a rate of 3e-4:
+    # of the former `make tune` default's 10 trials, the six with either scored a median 0.78
+    # validation accuracy (SGD: 0.19), the four others 0.96. No trial is spent on them.
+    return training_knobs(hp, config, learning_rates=(1e-3, 3e-3),
+                          optimizers=("adam", "rmsprop"))
 
 
 @SPACES.register("training")

@@ -26,3 +26,10 @@ def image_input(input_shape, *, name: str = "image"):
     the same pixels scaled to [0, 1] by the ``pixels`` layer, for the model's layers."""
     inputs = keras.Input(shape=tuple(input_shape), name=name)
     return inputs, layers.Rescaling(1 / 255, name=PIXELS, dtype="float32")(inputs)
+
+
+# BN's moving statistics decay at 0.9 per step where Keras' default is 0.99: they average the
+# last ~10 steps rather than ~100, so a run of a few hundred steps on a small dataset (a
+# tuning trial, a lecture exercise) validates with the statistics of its current weights,
+# not of weights epochs behind.
+BN_MOMENTUM = 0.9

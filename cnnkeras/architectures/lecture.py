@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from cnnkeras.architectures.blocks import image_input
+from cnnkeras.architectures.blocks import BN_MOMENTUM, image_input
 from cnnkeras.geometry import IntOrSeq, StrOrSeq, Window, per_block
 from cnnkeras.geometry import check_geometry as walk
 from cnnkeras.registry import ARCHITECTURES
@@ -30,13 +30,13 @@ def check_geometry(input_shape, filters, kernel_sizes, strides, paddings, pool_s
 
 def conv_block(x, filters: int, *, kernel_size: int, strides: int, padding: str,
                pool_size: int, batch_norm: bool, name: str):
-    """Conv -> (BN) -> ReLU -> max pool."""
+    """Conv -> (BN, momentum ``BN_MOMENTUM``) -> ReLU -> max pool."""
     x = layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding,
         use_bias=not batch_norm, name=f"{name}_conv",
     )(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     if pool_size > 1:
         x = layers.MaxPooling2D(pool_size, name=f"{name}_pool")(x)

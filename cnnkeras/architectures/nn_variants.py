@@ -22,7 +22,7 @@ from typing import Optional
 import keras
 from keras import layers
 
-from cnnkeras.architectures.blocks import image_input
+from cnnkeras.architectures.blocks import BN_MOMENTUM, image_input
 from cnnkeras.geometry import IntOrSeq, StrOrSeq, output_shape, per_block_options
 from cnnkeras.layers import NNConv1D, NNConv3D, NNDepthwiseConv2D, NNSeparableConv2D
 from cnnkeras.registry import ARCHITECTURES
@@ -33,14 +33,12 @@ RANKS = {
     3: (NNConv3D, layers.MaxPooling3D, layers.GlobalAveragePooling3D),
 }
 BLOCK_STYLES = ("separable", "depthwise")
-BN_MOMENTUM = 0.9
 
 
 def activated(x, conv: layers.Layer, *, batch_norm: bool, name: str):
     """``conv`` -> (BN) -> ReLU, the extra layers named ``{name}_bn`` and ``{name}_relu``.
 
-    BN's moving statistics use momentum 0.9 (Keras: 0.99), so a run of a few
-    hundred steps on a small dataset evaluates with settled statistics.
+    BN's moving statistics use momentum ``BN_MOMENTUM`` (0.9; Keras: 0.99).
     """
     x = conv(x)
     if batch_norm:

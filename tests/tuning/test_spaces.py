@@ -40,6 +40,17 @@ def test_lecture_space_names_each_block_setting_after_what_it_sets():
         "optimizer"]
 
 
+def test_the_lecture_space_spends_no_trial_on_sgd_or_a_rate_too_small_for_a_short_run():
+    hp = kt.HyperParameters()
+    SPACES.get("lecture_cnn")(hp, BASE)
+    values = {p.name: p.values for p in hp.space}
+    assert values["learning_rate"] == [1e-3, 3e-3]
+    assert values["optimizer"] == ["adam", "rmsprop"]
+    other = kt.HyperParameters()
+    SPACES.get("training")(other, BASE)  # the other spaces keep the wider knobs
+    assert {p.name: p.values for p in other.space}["optimizer"] == ["adam", "sgd", "rmsprop"]
+
+
 def test_lecture_space_turns_chosen_values_into_builder_options():
     hp = kt.HyperParameters()
     SPACES.get("lecture_cnn")(hp, BASE)
