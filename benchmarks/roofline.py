@@ -59,7 +59,7 @@ def matmul_roof(size: int, dtype, *, repeats: int, warmup: int, chain: int = 4) 
 
 
 def contender(name: str, shape, args, policy: str = "float32", *, jit_compile: bool = False,
-              build=None):
+              build=None, batch_size: Optional[int] = None):
     """(compiled model, synthetic images, labels) built under ``policy``; float32 after."""
     distribute.set_precision(policy)
     try:
@@ -70,7 +70,8 @@ def contender(name: str, shape, args, policy: str = "float32", *, jit_compile: b
                       loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    images, labels = measure.synthetic_batch(shape, args.classes, args.batch_size)
+    images, labels = measure.synthetic_batch(shape, args.classes,
+                                             batch_size or args.batch_size)
     return model, images, labels
 
 
@@ -80,15 +81,23 @@ def input_shape(name: str, image_size: int) -> tuple:
     return (image_size, image_size, small[-1]) if image_size else small
 
 
+def default_batch(name: str) -> int:
+    """The batch size ``cnnkeras train NAME`` trains with (its recipe's, or the defaults')."""
+    from cnnkeras.cli import api
+
+    return api.base_config(name).train.batch_size
+
+
 def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(prog="python -m benchmarks.roofline",
                                     description=__doc__.splitlines()[0])
     parse.add_argument("--models", default="lecture_cnn,resnet18,resnet50")
     parse.add_argument("--image-size", type=int, default=0,
                        help="square input (default 0: each model's small_input_shape)")
-    parse.add_argument("--batch-size", type=int, default=TrainConfig().batch_size,
-                       help="default: the batch size cnnkeras trains with by default "
-                            f"({TrainConfig().batch_size})")
+    parse.add_argument("--batch-size", type=int, default=0,
+                       help="default 0: the batch size `cnnkeras train MODEL` trains with "
+                            f"({TrainConfig().batch_size}; lecture_cnn "
+                            f"{default_batch('lecture_cnn')})")
     parse.add_argument("--steps", type=int, default=5)
     parse.add_argument("--classes", type=int, default=10)
     parse.add_argument("--matmul-size", type=int, default=2048)
@@ -101,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
     args = parser().parse_args(argv)
     report = measure.Report(
         "roofline", "2. Training-step FLOP/s as a fraction of the matmul roof",
-        ["model", "dtype", "images_per_second", "train_gflops_per_second",
+        ["model", "dtype", "batch", "images_per_second", "train_gflops_per_second",
          "roof_gflops_per_second", "fraction_of_roof"],
         settings={k: v for k, v in vars(args).items() if k != "output"})
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
@@ -116,7 +125,9 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
             report.skip(name, "not a registered architecture")
             continue
         shape = input_shape(name, args.image_size)
-        contenders = {dtype: contender(name, shape, args, DTYPES[dtype][0]) for dtype in dtypes}
+        batch = args.batch_size or default_batch(name)
+        contenders = {dtype: contender(name, shape, args, DTYPES[dtype][0], batch_size=batch)
+                      for dtype in dtypes}
         flops = analytic_flops(contenders[dtypes[0]][0])
         if flops is None:
             report.skip(f"{name} FLOP/s", "inspection.analysis.model_flops is not available")
@@ -124,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
                                            warmup=args.warmup)
         for dtype, result in results.items():
             achieved = train_gflops(flops, result["images_per_second"])
-            report.add(model=f"{name} {'x'.join(map(str, shape))}", dtype=dtype,
+            report.add(model=f"{name} {'x'.join(map(str, shape))}", dtype=dtype, batch=batch,
                        images_per_second=result["images_per_second"],
                        train_gflops_per_second=achieved, roof_gflops_per_second=roofs[dtype],
                        fraction_of_roof=achieved / roofs[dtype] if achieved else None)

@@ -9,7 +9,9 @@ repetition uses another seed; the median time is reported.
 A model trains with its own recipe when an experiment ``<model>_mnist`` is
 registered (``lenet5_mnist``, ``lenet5_modern_mnist``: builder options,
 optimizer, learning rate, batch size, epochs as the most epochs), else with
-Adam at 1e-3, batch 64, at most 15 epochs. ``--learning-rate``,
+Adam at 1e-3, batch 64, at most 15 epochs, under the batch size and learning rate
+that ``cnnkeras train MODEL`` uses for it (``experiments.TRAINING``: lecture_cnn
+at batch 128, 4e-3). ``--learning-rate``,
 ``--batch-size`` and ``--max-epochs`` override every model's.
 
 ``--baselines`` models (default ``lecture_cnn``) also train as plain Keras would, in
@@ -20,6 +22,7 @@ NumPy arrays of the same images, batch 32.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from typing import Optional, Sequence
@@ -57,9 +60,11 @@ class UntilAccurate(keras.callbacks.Callback):
 
 def recipe(name: str, args) -> dict:
     """How ``name`` trains: its ``<name>_mnist`` experiment's options and training, else
-    ``FALLBACK``; the command line's learning rate, batch size and epochs on top."""
+    ``FALLBACK`` with the architecture's own knobs (``experiments.TRAINING``); the command
+    line's learning rate, batch size and epochs on top."""
     config = experiments.get(f"{name}_mnist") if f"{name}_mnist" in experiments.names() else None
-    train = config.train if config else FALLBACK
+    train = config.train if config else dataclasses.replace(
+        FALLBACK, **experiments.TRAINING.get(name, {}))
     return {"options": dict(config.model.options) if config else {},
             "optimizer": train.optimizer,
             "learning_rate": args.learning_rate or train.learning_rate,

@@ -157,17 +157,11 @@ def test_a_second_process_on_the_same_backup_is_refused_naming_the_first(tmp_pat
     monkeypatch.chdir(tmp_path)
     args = ["train", "lecture_cnn", "--dataset", "digits", "--epochs", "1", "--set",
             "data.limit=64", "--set", "runtime.verbose=0"]
-    import experiments
-    from cnnkeras.config import ModelConfig, apply_overrides
+    from cnnkeras.cli import api
 
-    base = experiments.get(experiments.DEFAULT)
-    config = apply_overrides(  # what `cnnkeras train lecture_cnn ...` resolves to
-        base.__class__(**{**base.__dict__, "name": "cnnkeras-train",
-                          "model": ModelConfig("lecture_cnn"),
-                          "data": base.data.__class__(**{**base.data.__dict__,
-                                                         "image_size": None,
-                                                         "channels": None})}),
-        ["train.epochs=1", "data.limit=64", "runtime.verbose=0"])
+    config = api.resolve(  # what `cnnkeras train lecture_cnn ...` resolves to
+        api.base_config("lecture_cnn"), ["data.limit=64", "runtime.verbose=0"],
+        dataset="digits", epochs=1)
     root = checkpoints.backup_dir(config)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom cnnkeras.training import checkpoints\n"

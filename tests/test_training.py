@@ -178,8 +178,9 @@ def raw_digits() -> tuple:
 def test_a_trained_model_takes_raw_0_255_pixels_as_its_metadata_says(tracking_store):
     """The one model contract: the logged model scales its own pixels, so raw [0, 255] images
     are classified as well as the run's test accuracy says; [0, 1] images are not."""
-    result = cnnkeras.train("lecture_cnn", dataset="digits", epochs=1,
-                            overrides=["data.limit=200", "runtime.verbose=0"])
+    result = cnnkeras.train("lecture_cnn", dataset="digits", epochs=1,  # 7 steps at batch 32
+                            overrides=["data.limit=200", "runtime.verbose=0",
+                                       "train.batch_size=32"])
     ref = f"runs:/{result.run_id}/model"
     assert models.model_metadata(ref)["input_range"] == [0, 255]
     assert models.load(ref).input_range == (0, 255)

@@ -53,7 +53,8 @@ def start_runtime(config):
 
 def base_config(name: Optional[str]):
     """A named experiment; an architecture's recipe (``experiments.RECIPES``: LeNet-5 trains as
-    in the paper); or a registered architecture with the defaults and its own input size."""
+    in the paper); or a registered architecture with the defaults (its own training knobs from
+    ``experiments.TRAINING``, if any) and its own input size."""
     import experiments
     from cnnkeras.config import ModelConfig
 
@@ -64,7 +65,9 @@ def base_config(name: Optional[str]):
     base = experiments.get(experiments.DEFAULT)
     return dataclasses.replace(base, name="cnnkeras-train", model=ModelConfig(name),
                                data=dataclasses.replace(base.data, image_size=None,
-                                                        channels=None))
+                                                        channels=None),
+                               train=dataclasses.replace(base.train,
+                                                         **experiments.TRAINING.get(name, {})))
 
 
 def train(name: Optional[str] = None, *, overrides: Sequence[str] = (), register: bool = False,
