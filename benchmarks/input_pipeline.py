@@ -4,6 +4,9 @@ The pipeline (``cnnkeras.data.load``) decodes and fits images to size on its fir
 epoch, caches them as uint8, then shuffles, batches and casts to float32 every epoch.
 The baseline is ``fit(x, y)`` on the very images and labels the pipeline produced
 (float32 pixels in [0, 255], in memory), same model, batch and epochs.
+
+The two alternate (A B A B ...): each round fits each model for two more epochs, so a
+change of load on a shared machine hits both alike.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ def fresh_model(args, input_shape, classes):
     return training.compile_model(model, optimizer="adam", learning_rate=1e-3)
 
 
-def epoch_times(fit, warmup: int, repeats: int) -> list:
-    """Per-epoch wall seconds of one ``fit`` of warmup + repeats epochs."""
-    clock = measure.EpochClock()
-    fit(epochs=warmup + repeats, callbacks=[clock])
-    return clock.seconds
+def interleaved_epochs(fits: dict, rounds: int) -> dict:
+    """Per-epoch wall seconds of each contender over ``rounds`` rounds; in each round every
+    contender's ``fit`` runs two more epochs on the same model, one contender after the other."""
+    seconds = {name: [] for name in fits}
+    for _ in range(rounds):
+        for name, fit in fits.items():
+            clock = measure.EpochClock()
+            fit(epochs=2, callbacks=[clock])
+            seconds[name] += clock.seconds
+    return seconds
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,23 +68,28 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
     shape = (*size, args.channels)
     x, y = measure.arrays(data.load(args.dataset, image_size=size, channels=args.channels,
                                batch_size=args.batch_size, plan=plan).train)
-    memory = epoch_times(lambda **kw: fresh_model(args, shape, loaded.num_classes).fit(
-        x, y, batch_size=args.batch_size, shuffle=True, verbose=0, **kw),
-        args.warmup, args.repeats)
-    piped = epoch_times(lambda **kw: fresh_model(args, shape, loaded.num_classes).fit(
-        loaded.train, shuffle=False, verbose=0, **kw), args.warmup, args.repeats)
-    baselines = {"first": memory[0], "steady": statistics.median(memory[args.warmup:])}
+    in_memory, pipelined = (fresh_model(args, shape, loaded.num_classes) for _ in range(2))
+    seconds = interleaved_epochs({
+        "memory": lambda **kw: in_memory.fit(x, y, batch_size=args.batch_size, shuffle=True,
+                                             verbose=0, **kw),
+        "piped": lambda **kw: pipelined.fit(loaded.train, shuffle=False, verbose=0, **kw),
+    }, rounds=args.warmup + args.repeats)
+    memory, piped = seconds["memory"], seconds["piped"]
+    steady = max(1, 2 * args.warmup)  # the first epoch traces (and fills the cache)
+    baselines = {"first": memory[0], "steady": statistics.median(memory[steady:])}
     rows = [("in-memory tensors", "first", memory[:1]),
-            ("in-memory tensors", "steady", memory[args.warmup:]),
+            ("in-memory tensors", "steady", memory[steady:]),
             ("tf.data pipeline", "first", piped[:1]),
-            ("tf.data pipeline", "steady", piped[args.warmup:])]
+            ("tf.data pipeline", "steady", piped[steady:])]
     for source, epoch, seconds in rows:
         median = statistics.median(seconds)
         report.add(source=source, epoch=epoch, seconds_median=median,
                    min_max=f"{min(seconds):.3g}-{max(seconds):.3g}",
                    images_per_second=count / median, ratio_vs_memory=median / baselines[epoch])
     report.notes.append("first: the first epoch (tracing; for the pipeline also decoding, "
-                        "resizing and filling the cache); steady: the median of the later ones.")
+                        "resizing and filling the cache); steady: the median of the epochs "
+                        f"after the {args.warmup} warm-up round(s), two per round, rounds "
+                        "alternating between the two.")
     report.notes.append(f"{count} training images of {args.dataset!r} (real data), model "
                         f"{args.model}; ratio_vs_memory > 1: the pipeline epoch is slower.")
     report.save(args.output)
