@@ -96,8 +96,7 @@ def parser() -> argparse.ArgumentParser:
                        help="square input (default 0: each model's small_input_shape)")
     parse.add_argument("--batch-size", type=int, default=0,
                        help="default 0: the batch size `cnnkeras train MODEL` trains with "
-                            f"({TrainConfig().batch_size}; lecture_cnn "
-                            f"{default_batch('lecture_cnn')})")
+                            f"({TrainConfig().batch_size}, or its experiments.TRAINING batch)")
     parse.add_argument("--steps", type=int, default=5)
     parse.add_argument("--classes", type=int, default=10)
     parse.add_argument("--matmul-size", type=int, default=2048)

@@ -22,7 +22,6 @@ NumPy arrays of the same images, batch 32.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 from typing import Optional, Sequence
@@ -63,8 +62,7 @@ def recipe(name: str, args) -> dict:
     ``FALLBACK`` with the architecture's own knobs (``experiments.TRAINING``); the command
     line's learning rate, batch size and epochs on top."""
     config = experiments.get(f"{name}_mnist") if f"{name}_mnist" in experiments.names() else None
-    train = config.train if config else dataclasses.replace(
-        FALLBACK, **experiments.TRAINING.get(name, {}))
+    train = config.train if config else experiments.own_training(name, FALLBACK)
     return {"options": dict(config.model.options) if config else {},
             "optimizer": train.optimizer,
             "learning_rate": args.learning_rate or train.learning_rate,

@@ -6,7 +6,9 @@ with ``register``; importing this package registers them all.
 
 from __future__ import annotations
 
-from cnnkeras.config import ExperimentConfig
+import dataclasses
+
+from cnnkeras.config import ExperimentConfig, TrainConfig
 from cnnkeras.registry import Registry
 
 EXPERIMENTS: Registry[ExperimentConfig] = Registry("experiment")
@@ -38,6 +40,11 @@ RECIPES = {"lenet5": "lenet5_mnist", "lenet5_modern": "lenet5_modern_mnist"}
 # core idle at 32. Not for the ResNets: at batch 128, 3 epochs of 1,000 images left resnet18
 # at chance.
 TRAINING = {"lecture_cnn": {"batch_size": 128, "learning_rate": 4e-3}}
+
+
+def own_training(architecture: str, train: TrainConfig) -> TrainConfig:
+    """``train`` with ``architecture``'s own knobs from ``TRAINING`` on top, if it has any."""
+    return dataclasses.replace(train, **TRAINING.get(architecture, {}))
 
 
 # Importing a family module registers its experiments.

@@ -66,8 +66,7 @@ def base_config(name: Optional[str]):
     return dataclasses.replace(base, name="cnnkeras-train", model=ModelConfig(name),
                                data=dataclasses.replace(base.data, image_size=None,
                                                         channels=None),
-                               train=dataclasses.replace(base.train,
-                                                         **experiments.TRAINING.get(name, {})))
+                               train=experiments.own_training(name, base.train))
 
 
 def train(name: Optional[str] = None, *, overrides: Sequence[str] = (), register: bool = False,
