@@ -138,6 +138,7 @@ class TrackedTuner(kt.Tuner):
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
+        settle_garbage()
         report.backup_oracle(Path(self.project_dir))
         if self.hypermodel.verbose:
             values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items())
@@ -156,6 +157,20 @@ class TrackedTuner(kt.Tuner):
     def save(self):
         super().save()
         report.backup_oracle(Path(self.project_dir))
+
+
+def settle_garbage() -> None:
+    """Collect what earlier trials left, once, and freeze what survives.
+
+    KerasTuner builds each trial's model after two full collections (``clear_session``'s and
+    its own). Every trial leaves ~12,000 objects that no collection frees (graphs that
+    TensorFlow traced for it), so unfrozen, those collections grew from 9 ms to 80 ms a
+    trial over the 8 trials of `make tune` (0.67 s in all), and would grow on in a longer
+    search. One collection here frees the previous trial's model; what survives it is
+    frozen, so the next collections walk only what this trial makes (0.08 s in all).
+    """
+    keras.backend.clear_session()  # collects too
+    gc.freeze()
 
 
 class TrackedHyperband(TrackedTuner, kt.Hyperband):
