@@ -36,10 +36,10 @@ from tuning.spaces import SPACES, search_config
 from tuning.tracker import (
     SearchTracker,
     TrialRecorder,
-    log_histories,
+    history_metrics,
     log_search_config,
-    log_speed,
     parent_run,
+    speed_metrics,
 )
 
 
@@ -100,16 +100,37 @@ class TrackedTuner(kt.Tuner):
     """
 
     tracker: SearchTracker
+    # (trial id, model) of the best trial this process trained, at its best epoch's weights:
+    # the search's winner without rebuilding it from the checkpoint (see ``best_model``)
+    kept: Optional[tuple] = None
+    fitted: Optional[tuple] = None  # (trial id, model) of the trial that just ran
 
     def run_trial(self, trial, *args, **kwargs):
         run = self.tracker.trial_run(trial)
         self.failure = None
-        self.hypermodel.trial = TrialRecorder(self.tracker, trial, run, self.executions_per_trial)
+        recorder = TrialRecorder(self.tracker, trial, run, self.executions_per_trial)
+        self.hypermodel.trial = recorder
         try:
             with tracking.active(run):
                 return self.tracked_trial(run, trial, *args, **kwargs)
         finally:
             self.hypermodel.trial = None
+            # with several executions the checkpoint holds the best of all, not the last one's
+            if recorder.model is not None and self.executions_per_trial == 1:
+                self.fitted = (trial.trial_id, recorder.model)
+
+    def keep_if_best(self, trial) -> None:
+        """Keep the model of ``trial`` (just completed) while it is the best so far."""
+        fitted, self.fitted = self.fitted, None
+        if fitted is None or fitted[0] != trial.trial_id:
+            return
+        best = self.oracle.get_best_trials(1)
+        if best and best[0].trial_id == trial.trial_id:
+            self.kept = fitted
+
+    def best_model(self, trial_id: str):
+        """The model this process trained for ``trial_id`` and kept as the best, or None."""
+        return self.kept[1] if self.kept and self.kept[0] == trial_id else None
 
     def tracked_trial(self, run: tracking.Run, trial, *args, **kwargs):
         strategy = self.distribution_strategy or tf.distribute.get_strategy()
@@ -131,9 +152,10 @@ class TrackedTuner(kt.Tuner):
         except BaseException:  # Ctrl-C, SIGTERM: the run ends KILLED, re-run on resume
             run.set_tags({schema.TRIAL_STATUS_TAG: "KILLED"})
             raise
-        log_histories(run, histories, self.oracle.objective.name)
-        log_speed(run, histories, self.tracker.train_size, time.perf_counter() - started)
-        run.set_tags({schema.TRIAL_STATUS_TAG: "COMPLETED"})
+        run.log_metrics({  # and the status, in one store transaction
+            **history_metrics(histories, self.oracle.objective.name),
+            **speed_metrics(histories, self.tracker.train_size, time.perf_counter() - started),
+        }, tags={schema.TRIAL_STATUS_TAG: "COMPLETED"})
         return histories
 
     def on_trial_begin(self, trial):
@@ -146,6 +168,7 @@ class TrackedTuner(kt.Tuner):
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
+        self.keep_if_best(trial)
         if trial.status == "COMPLETED":
             score = self.oracle.get_trial(trial.trial_id).score
             print(f"Trial {trial.trial_id} COMPLETED: {self.oracle.objective.name} "

@@ -39,14 +39,18 @@ class SearchTracker:
                                    max_results=1)
         return found[0] if found else None
 
-    def child(self, tags: dict, name: str, parent_id: str) -> tracking.Run:
-        """A trial's (or execution's) run, carrying the datasets it trains on: its parent's."""
+    def child(self, tags: dict, name: str, parent_id: str, more_tags: Optional[dict] = None
+              ) -> tracking.Run:
+        """A trial's (or execution's) run, found by ``tags`` or created with them, tagged
+        ``more_tags`` too and carrying the datasets it trains on: its parent's."""
         found = self.find(tags, parent_id)
-        run = tracking.reopen_run(found.info.run_id) if found else tracking.create_run(
-            self.exp_id, name=name, parent=parent_id, tags={
+        if found:
+            run = tracking.reopen_run(found.info.run_id, more_tags)
+        else:
+            run = tracking.create_run(self.exp_id, name=name, parent=parent_id, tags={
                 schema.ARCHITECTURE_TAG: self.config.model.architecture,
                 schema.DATASET_TAG: self.config.data.dataset, schema.KIND_TAG: schema.TRIAL,
-                **tags})
+                **tags, **(more_tags or {})})
         run.copy_datasets(parent_id, schema.FIT_SPLITS)
         return run
 
@@ -58,10 +62,8 @@ class SearchTracker:
         values = trial.hyperparameters.values
         if "tuner/trial_id" in values:
             tags[CONTINUES_TAG] = values["tuner/trial_id"]
-        run = self.child({schema.TRIAL_ID_TAG: trial.trial_id},
-                         f"{self.prefix} trial {trial.trial_id}", self.parent.run_id)
-        run.set_tags(tags)
-        return run
+        return self.child({schema.TRIAL_ID_TAG: trial.trial_id},
+                          f"{self.prefix} trial {trial.trial_id}", self.parent.run_id, tags)
 
     def recorded_params(self, trial_id: str) -> Optional[dict]:
         """The params of trial ``trial_id``'s run under this search, if it has one."""
@@ -80,9 +82,11 @@ class TrialRecorder:
     def __init__(self, tracker: SearchTracker, trial, run: tracking.Run, executions: int):
         self.tracker, self.trial, self.run = tracker, trial, run
         self.executions, self.execution = executions, 0
+        self.model = None  # the model of the last execution that fitted
 
     def fit(self, model, *args, **kwargs):
         self.execution += 1
+        self.model = model
         if self.execution == 1:
             self.run.log_params(training.model_facts(model))
         if self.executions == 1:
@@ -98,22 +102,22 @@ def fit_in_run(fit, run: tracking.Run, *args, **kwargs):
     return fit(*args, **kwargs)
 
 
-def log_histories(run: tracking.Run, histories, objective: str) -> None:
-    """Final and best values of every metric, averaged over executions."""
+def history_metrics(histories, objective: str) -> dict:
+    """Final and best values of every metric, averaged over executions, and the epochs run."""
     histories = [h.history if hasattr(h, "history") else h for h in histories]
     finals, bests = {}, {}
     for name in histories[0]:
         finals[f"final_{name}"] = sum(h[name][-1] for h in histories) / len(histories)
         pick = min if "loss" in name else max
         bests[f"best_{name}"] = sum(pick(h[name]) for h in histories) / len(histories)
-    run.log_metrics({**finals, **bests, "epochs_run": len(histories[0][objective])})
+    return {**finals, **bests, "epochs_run": len(histories[0][objective])}
 
 
-def log_speed(run: tracking.Run, histories, train_size: int, seconds: float) -> None:
+def speed_metrics(histories, train_size: int, seconds: float) -> dict:
     """Wall time of the trial and training images per second over all its epochs."""
     epochs = sum(len((h.history if hasattr(h, "history") else h)["loss"]) for h in histories)
-    run.log_metrics({"train_seconds": seconds,
-                     "images_per_second": train_size * epochs / max(seconds, 1e-9)})
+    return {"train_seconds": seconds,
+            "images_per_second": train_size * epochs / max(seconds, 1e-9)}
 
 
 def search_name(config: ExperimentConfig) -> str:

@@ -38,24 +38,31 @@ def _param_text(value: Any) -> str:
 class Run:
     """One MLflow run, addressed by id; what a training or tuning step records."""
 
-    def __init__(self, run_id: str):
+    def __init__(self, run_id: str, *, params: Optional[Mapping[str, str]] = None):
         self.run_id = run_id
         self.client = client()
         self.pending: list = []  # queued log operations (futures) not yet waited for
+        # the run's params when this process knows them all (it created the run), else None
+        self.params: Optional[dict] = None if params is None else dict(params)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        existing = self.client.get_run(self.run_id).data.params
+        """The params the run does not have yet (MLflow params cannot change)."""
+        existing = (self.client.get_run(self.run_id).data.params if self.params is None
+                    else self.params)
         items = [
             mlflow.entities.Param(k, _param_text(v)) for k, v in params.items()
             if k not in existing and v is not None
         ]
         for start in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[start: start + BATCH])
+        if self.params is not None:
+            self.params.update((item.key, item.value) for item in items)
 
     def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None, *,
-                    synchronous: bool = True) -> None:
-        """One ``log_batch`` per 100 metrics; ``synchronous=False`` queues it on this
-        module's logging thread (``flush`` waits for it).
+                    synchronous: bool = True, tags: Optional[Mapping[str, Any]] = None) -> None:
+        """One ``log_batch`` per 100 metrics (the first carries ``tags``, if any);
+        ``synchronous=False`` queues it on this module's logging thread (``flush`` waits
+        for it).
 
         Not MLflow's own ``synchronous=False``: ending a run (``set_terminated``) shuts
         MLflow's queue down, and its worker then idles out a one-second ``get`` timeout,
@@ -66,13 +73,14 @@ class Run:
             mlflow.entities.Metric(k, float(v), stamp, step or 0)
             for k, v in metrics.items() if v is not None
         ]
-        for start in range(0, len(items), BATCH):
-            batch = items[start: start + BATCH]
+        tag_items = [mlflow.entities.RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        for start in range(0, max(len(items), 1 if tag_items else 0), BATCH):
+            batch = dict(metrics=items[start: start + BATCH], tags=tag_items if start == 0 else [])
             if synchronous:
-                self.client.log_batch(self.run_id, metrics=batch)
+                self.client.log_batch(self.run_id, **batch)
             else:
                 self.pending.append(_logging_thread().submit(
-                    self.client.log_batch, self.run_id, metrics=batch))
+                    self.client.log_batch, self.run_id, **batch))
 
     def flush(self) -> None:
         """Wait until every queued log operation of this run is stored."""
@@ -143,14 +151,14 @@ def create_run(exp_id: str, *, name: str, tags: Optional[Mapping[str, Any]] = No
         all_tags[PARENT_TAG] = parent
     created = client().create_run(exp_id, run_name=name,
                                   tags={k: str(v) for k, v in all_tags.items()})
-    return Run(created.info.run_id)
+    return Run(created.info.run_id, params={})  # a new run has no params yet
 
 
-def reopen_run(run_id: str) -> Run:
-    """Continue an existing run in this process (status RUNNING again, this pid)."""
+def reopen_run(run_id: str, tags: Optional[Mapping[str, Any]] = None) -> Run:
+    """Continue an existing run in this process (status RUNNING again, this pid, ``tags``)."""
     run = Run(run_id)
     run.client.update_run(run_id, status="RUNNING")
-    run.set_tags({PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()})
+    run.set_tags({PID_TAG: os.getpid(), HOST_TAG: socket.gethostname(), **(tags or {})})
     return run
 
 

@@ -193,3 +193,30 @@ def test_queued_epoch_metrics_are_all_stored_when_the_run_ends(tmp_path, monkeyp
     history = run.client.get_metric_history(run.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(e, 1.0 / (e + 1)) for e in range(12)]
     assert run.client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_params_are_logged_once_and_metrics_carry_tags_in_one_write(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = tracking.create_run(tracking.experiment_id("writes"), name="trial")
+    batches, reads = [], []
+    log_batch, get_run = run.client.log_batch, run.client.get_run
+    monkeypatch.setattr(run.client, "log_batch",
+                        lambda *a, **k: batches.append(k) or log_batch(*a, **k))
+    monkeypatch.setattr(run.client, "get_run", lambda *a: reads.append(a) or get_run(*a))
+    run.log_params({"filters_1": 16, "optimizer": "adam"})
+    run.log_params({"filters_1": 32, "parameters": 1234})  # filters_1 is set already
+    run.log_metrics({"best_val_accuracy": 0.9, "epochs_run": 8},
+                    tags={"trial_status": "COMPLETED"})
+    # the run was created here: its params are known without asking the store
+    assert len(batches) == 3 and reads == []
+    stored = run.client.get_run(run.run_id).data
+    assert stored.params == {"filters_1": "16", "optimizer": "adam", "parameters": "1234"}
+    assert stored.metrics == {"best_val_accuracy": 0.9, "epochs_run": 8}
+    assert stored.tags["trial_status"] == "COMPLETED"
+    # a run this process did not create is asked what it has before params are logged
+    again = tracking.reopen_run(run.run_id, {"trial_status": "RUNNING"})
+    again.log_params({"optimizer": "sgd", "replicas": 1})
+    stored = again.client.get_run(run.run_id).data
+    assert stored.params["optimizer"] == "adam" and stored.params["replicas"] == "1"
+    assert stored.tags["trial_status"] == "RUNNING" and stored.tags["cnnkeras.pid"]
+    tracking.end_run(again)

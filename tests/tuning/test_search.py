@@ -309,23 +309,32 @@ def test_trials_stop_early_on_the_objective_with_the_configured_patience(trackin
     assert stopped >= 1  # on 100 images some trial stalls within 8 epochs
 
 
-def test_kerastuners_collections_before_each_build_walk_only_that_trials_objects(
+def test_a_search_builds_each_model_once_and_collects_only_what_each_trial_made(
         tmp_path, store, monkeypatch):
     import gc
 
+    from cnnkeras import training
     from tuning import search as search_module
 
     unfrozen = []  # what the two collections KerasTuner runs just before a build walk
-    build = search_module.CnnHyperModel.build
+    built = []
+    build, build_model = search_module.CnnHyperModel.build, training.build_model
 
     def counting_build(self, hp):
         if self.trial is not None:
             unfrozen.append(len(gc.get_objects()))
         return build(self, hp)
 
+    def counting_build_model(*args, **kwargs):
+        built.append(args[0].model.options)
+        return build_model(*args, **kwargs)
+
     monkeypatch.setattr(search_module.CnnHyperModel, "build", counting_build)
-    search(tmp_path, "tune.max_trials=6")
+    monkeypatch.setattr(training, "build_model", counting_build_model)
+    result = search(tmp_path, "tune.max_trials=6")
     assert len(unfrozen) == 6
+    # the winner is the best trial's own model, not built again from its checkpoint
+    assert len(built) == 6 and result.winner.trial_id == result.summary.best_trial_id
     # each trial leaves thousands of objects no collection frees (42,653 before the second
     # trial here, 91,491 before the sixth, without settling); frozen, the collections walk
     # only the few hundred made since
@@ -360,9 +369,10 @@ def test_the_best_epoch_checkpoint_is_written_once_with_the_best_epochs_weights(
 
     fit([(1.0, 0.5), (2.0, 0.7), (3.0, 0.6)])
     assert saved_kernel() == 2.0  # the best epoch's, not the last one's
-    assert float(model.get_weights()[0][0, 0]) == 3.0  # the model keeps its last weights
+    assert float(model.get_weights()[0][0, 0]) == 2.0  # and the model is left at them
     written = path.stat().st_mtime_ns
     fit([(4.0, 0.65)])  # a second execution below the best so far writes nothing
     assert path.stat().st_mtime_ns == written and saved_kernel() == 2.0
+    assert float(model.get_weights()[0][0, 0]) == 4.0  # nor changes its model
     fit([(5.0, 0.9)])  # one above it replaces the file
     assert saved_kernel() == 5.0
