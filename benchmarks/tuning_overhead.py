@@ -2,14 +2,18 @@
 
 One repetition runs ``tuning.search.run_search`` (by default the `make tune`
 search itself: lecture_digits with its tuner, trials and epochs; fresh project).
-As each trial completes, the same process re-fits that trial's model from scratch
-with a plain ``model.fit`` on the same datasets, for as many epochs as the trial
-trained, with no tuner and no MLflow; that bare fit is timed on its own clock and
-taken off the search's. Each trial and its bare fit thus run back to back, so a
-drift of the shared host's speed weighs on both alike (run one after the other,
-search then fits, single repetitions scattered 1.03-1.28x). The bare fits reseed
-Keras' random generators, so later trials start from other initial weights than
-in `make tune`: the search's cost is measured here, not its result.
+Around each trial the same process fits that trial's model from scratch with a
+plain ``model.fit`` on the same datasets, with no tuner and no MLflow: once just
+before the trial and once right after it, for as many epochs as the trial trains;
+each bare fit is timed on its own clock and taken off the search's. The bare time
+of a trial is the mean of the two (A B A: a drift of the shared host's speed, or
+whatever the fit just before leaves warm, weighs on both sides alike). With only
+the fit after each trial, the trials' fits came out 1.07-1.19x their bare fits on a
+Zen 5; with fits on both sides, the fit before a trial was 4-7% faster than the
+trial and the one after it 0-4% slower. With early stopping on, the epochs a trial
+will train are not known before it, so only the fit after it is made. The bare
+fits reseed Keras' random generators, so later trials start from other initial
+weights than in `make tune`: the search's cost is measured here, not its result.
 The ratio is the search's wall time over the summed bare fits: what KerasTuner
 bookkeeping, checkpoints, model building, MLflow logging and delivering the
 winner (test, log, register) add. fit_ratio compares the trials' own ``fit`` calls
@@ -83,16 +87,17 @@ def bare_fit(config, datasets) -> float:
 
 @contextlib.contextmanager
 def paired_bare_fits(config, datasets) -> Iterator[dict]:
-    """While active, every completed trial of a search is followed by its bare fit.
+    """While active, every trial of a search is preceded and followed by its bare fit.
 
-    Yields ``{"fits": [seconds...], "trial_fits": [seconds...], "aside": seconds}``: each
-    bare fit's own time, each trial's ``fit`` call (inside the search), and everything the
-    pairing took (building, fitting, clearing), for the search's clock.
+    Yields ``{"fits", "before", "after", "trial_fits": [seconds...], "aside": seconds}``:
+    per completed trial the mean of its two bare fits, the one before, the one after;
+    each trial's ``fit`` call (inside the search); and everything the bare fits took
+    (building, fitting, clearing), for the search's clock.
     """
     from tuning import search, tracker
 
     space = search.SPACES.get(config.tune.space)
-    paired = {"fits": [], "trial_fits": [], "aside": 0.0}
+    paired = {"fits": [], "before": [], "after": [], "trial_fits": [], "aside": 0.0}
     original, original_fit = search.TrackedTuner.on_trial_end, tracker.TrialRecorder.fit
 
     def trial_fit(recorder, *args, **kwargs):
@@ -102,22 +107,41 @@ def paired_bare_fits(config, datasets) -> Iterator[dict]:
         finally:
             paired["trial_fits"].append(time.perf_counter() - started)
 
+    def on_trial_begin(tuner, trial):
+        original_begin(tuner, trial)
+        if config.train.early_stopping_patience:  # how many epochs it trains is not known yet
+            return
+        started = time.perf_counter()
+        planned = search.trial_config(space, trial, config)  # with Hyperband's epochs
+        epochs = planned.train.epochs - int(trial.hyperparameters.values.get(
+            "tuner/initial_epoch", 0))
+        before[trial.trial_id] = bare_fit(config_of(planned, epochs), datasets)
+        paired["aside"] += time.perf_counter() - started
+
     def on_trial_end(tuner, trial):
         original(tuner, trial)
         if trial.status != "COMPLETED":
+            before.pop(trial.trial_id, None)
             return
         started = time.perf_counter()
         # as many epochs as the trial trained (early stopping may have cut it short)
         epochs = epochs_trained(config)[trial.trial_id]
-        paired["fits"].append(bare_fit(
-            config_of(search.trial_config(space, trial, config), epochs), datasets))
+        after = bare_fit(config_of(search.trial_config(space, trial, config), epochs), datasets)
+        first = before.pop(trial.trial_id, after)
+        paired["before"].append(first)
+        paired["after"].append(after)
+        paired["fits"].append((first + after) / 2)
         paired["aside"] += time.perf_counter() - started
 
+    before = {}  # trial id -> its bare fit made just before it
+    original_begin = search.TrackedTuner.on_trial_begin
+    search.TrackedTuner.on_trial_begin = on_trial_begin
     search.TrackedTuner.on_trial_end = on_trial_end
     tracker.TrialRecorder.fit = trial_fit
     try:
         yield paired
     finally:
+        search.TrackedTuner.on_trial_begin = original_begin
         search.TrackedTuner.on_trial_end = original
         tracker.TrialRecorder.fit = original_fit
 
@@ -140,6 +164,7 @@ def one_repetition(args, folder: Path) -> dict:
         search_seconds = time.perf_counter() - started - paired["aside"]
     fits, trial_fits = paired["fits"], paired["trial_fits"]
     return {"search_seconds": search_seconds, "fit_seconds": sum(fits), "trials": len(fits),
+            "before_seconds": sum(paired["before"]), "after_seconds": sum(paired["after"]),
             "trial_fit_seconds": sum(trial_fits), "data_load_seconds": load_seconds,
             "store_seconds": store_seconds, "ratio": search_seconds / max(sum(fits), 1e-9),
             "fit_ratio": sum(trial_fits) / max(sum(fits), 1e-9)}
@@ -163,7 +188,8 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
     report = measure.Report(
         "tuning_overhead", "4. Tuning overhead: KerasTuner + MLflow search vs bare fit calls",
         ["repetition", "trials", "search_seconds", "trial_fit_seconds", "bare_fit_seconds",
-         "data_load_seconds", "store_seconds", "ratio", "fit_ratio"],
+         "bare_before_seconds", "bare_after_seconds", "data_load_seconds", "store_seconds",
+         "ratio", "fit_ratio"],
         settings={k: v for k, v in vars(args).items() if k != "output"})
     try:
         import tuning.search  # noqa: F401
@@ -186,6 +212,8 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
                        search_seconds=result["search_seconds"],
                        trial_fit_seconds=result["trial_fit_seconds"],
                        bare_fit_seconds=result["fit_seconds"],
+                       bare_before_seconds=result["before_seconds"],
+                       bare_after_seconds=result["after_seconds"],
                        data_load_seconds=result["data_load_seconds"],
                        store_seconds=result["store_seconds"], ratio=result["ratio"],
                        fit_ratio=result["fit_ratio"])
@@ -205,6 +233,9 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
                         "(with KerasTuner's and cnnkeras' callbacks); fit_ratio is their sum "
                         "over the bare fits'. search_seconds - trial_fit_seconds is what "
                         "happens around the fits: tuner, runs, building, the winner.")
+    report.notes.append("bare_fit_seconds: per trial, the mean of its bare fit just before "
+                        "it (bare_before_seconds) and just after it (bare_after_seconds); "
+                        "ratio and fit_ratio are over that mean.")
     report.save(args.output)
     return report
 
