@@ -120,9 +120,14 @@ class TrackedTuner(kt.Tuner):
                 self.fitted = (trial.trial_id, recorder.model)
 
     def keep_if_best(self, trial) -> None:
-        """Keep the model of ``trial`` (just completed) while it is the best so far."""
+        """Keep the model of ``trial`` (just completed) while it is the best so far.
+
+        Not on a GPU: there the kept model's variables would take device memory from every
+        later trial, so the winner is rebuilt from its checkpoint instead.
+        """
         fitted, self.fitted = self.fitted, None
-        if fitted is None or fitted[0] != trial.trial_id:
+        if fitted is None or fitted[0] != trial.trial_id or tf.config.list_physical_devices(
+                "GPU"):
             return
         best = self.oracle.get_best_trials(1)
         if best and best[0].trial_id == trial.trial_id:

@@ -3,7 +3,7 @@
 The winner is not retrained. When this process trained the best trial, it is that
 trial's model itself, left at its best epoch's weights by the search objective
 (``tuning.checkpoints``). Otherwise (a resumed search, trials run by workers, several
-executions per trial) it is rebuilt from KerasTuner's best checkpoint: the trial's
+executions per trial, a GPU) it is rebuilt from KerasTuner's best checkpoint: the trial's
 config builds the model and ``checkpoint.weights.h5`` (the same weights, which
 KerasTuner keeps for every trial) fills it. Either way the model is exactly the one
 the search scored, at no extra training cost; the model at hand also skips building
