@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import json
 import time
 import warnings
@@ -31,7 +30,7 @@ from cnnkeras import distribute, tracking, training
 from cnnkeras.config import ExperimentConfig, to_json
 from cnnkeras.geometry import GeometryError
 from cnnkeras.tracking import schema
-from tuning import checkpoints, distributed, oracles, project, report, winner
+from tuning import checkpoints, distributed, keeper, oracles, project, report, winner
 from tuning.spaces import SPACES, search_config
 from tuning.tracker import (
     SearchTracker,
@@ -100,10 +99,7 @@ class TrackedTuner(kt.Tuner):
     """
 
     tracker: SearchTracker
-    # (trial id, model) of the best trial this process trained, at its best epoch's weights:
-    # the search's winner without rebuilding it from the checkpoint (see ``best_model``)
-    kept: Optional[tuple] = None
-    fitted: Optional[tuple] = None  # (trial id, model) of the trial that just ran
+    best: keeper.BestModel  # the best trial's model, for the winner
 
     def run_trial(self, trial, *args, **kwargs):
         run = self.tracker.trial_run(trial)
@@ -117,25 +113,7 @@ class TrackedTuner(kt.Tuner):
             self.hypermodel.trial = None
             # with several executions the checkpoint holds the best of all, not the last one's
             if recorder.model is not None and self.executions_per_trial == 1:
-                self.fitted = (trial.trial_id, recorder.model)
-
-    def keep_if_best(self, trial) -> None:
-        """Keep the model of ``trial`` (just completed) while it is the best so far.
-
-        Not on a GPU: there the kept model's variables would take device memory from every
-        later trial, so the winner is rebuilt from its checkpoint instead.
-        """
-        fitted, self.fitted = self.fitted, None
-        if fitted is None or fitted[0] != trial.trial_id or tf.config.list_physical_devices(
-                "GPU"):
-            return
-        best = self.oracle.get_best_trials(1)
-        if best and best[0].trial_id == trial.trial_id:
-            self.kept = fitted
-
-    def best_model(self, trial_id: str):
-        """The model this process trained for ``trial_id`` and kept as the best, or None."""
-        return self.kept[1] if self.kept and self.kept[0] == trial_id else None
+                self.best.trained(trial.trial_id, recorder.model)
 
     def tracked_trial(self, run: tracking.Run, trial, *args, **kwargs):
         strategy = self.distribution_strategy or tf.distribute.get_strategy()
@@ -165,7 +143,7 @@ class TrackedTuner(kt.Tuner):
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
-        settle_garbage()
+        keeper.settle_garbage()
         report.backup_oracle(Path(self.project_dir))
         if self.hypermodel.verbose:
             values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items())
@@ -173,7 +151,8 @@ class TrackedTuner(kt.Tuner):
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        self.keep_if_best(trial)
+        best = self.oracle.get_best_trials(1)
+        self.best.ended(trial.trial_id, best[0].trial_id if best else None)
         if trial.status == "COMPLETED":
             score = self.oracle.get_trial(trial.trial_id).score
             print(f"Trial {trial.trial_id} COMPLETED: {self.oracle.objective.name} "
@@ -185,20 +164,6 @@ class TrackedTuner(kt.Tuner):
     def save(self):
         super().save()
         report.backup_oracle(Path(self.project_dir))
-
-
-def settle_garbage() -> None:
-    """Collect what earlier trials left, once, and freeze what survives.
-
-    KerasTuner builds each trial's model after two full collections (``clear_session``'s and
-    its own). Every trial leaves ~12,000 objects that no collection frees (graphs that
-    TensorFlow traced for it), so unfrozen, those collections grew from 9 ms to 80 ms a
-    trial over the 8 trials of `make tune` (0.67 s in all), and would grow on in a longer
-    search. One collection here frees the previous trial's model; what survives it is
-    frozen, so the next collections walk only what this trial makes (0.08 s in all).
-    """
-    keras.backend.clear_session()  # collects too
-    gc.freeze()
 
 
 class TrackedHyperband(TrackedTuner, kt.Hyperband):
@@ -295,11 +260,7 @@ def run_search(config: ExperimentConfig, strategy: Optional[tf.distribute.Strate
 def search_in(folder: Path, config: ExperimentConfig, space, strategy, verbose: int
               ) -> SearchResult:
     quiet_kerastuner()
-    # KerasTuner runs gc.collect() before every trial: over the millions of objects that
-    # TensorFlow, Keras and MLflow leave at import, ~0.6 s a trial on a laptop core. Frozen
-    # (moved to a generation the collector skips), they cost nothing; what trials make is
-    # still collected.
-    gc.freeze()
+    keeper.freeze_imports()
     keras.utils.set_random_seed(config.runtime.seed)
     tracking.disable_autolog()
     if config.tune.tuner == "hyperband":
@@ -318,14 +279,14 @@ def search_in(folder: Path, config: ExperimentConfig, space, strategy, verbose: 
                     callbacks=early_stopping(config))
     if role == "worker":
         tuner = make_tuner(config, hypermodel, strategy, folder)
-        tuner.tracker = tracker
+        tuner.tracker, tuner.best = tracker, keeper.BestModel()
         tuner.search(**fit_args)
         print(f"Worker {tuner.tuner_id} done; its trials are under MLflow run {parent.run_id}.")
         return SearchResult(parent.run_id, exp_id, None)
     with tracking.active(parent):
         project.check_state(folder, tracker.recorded_params)
         tuner = make_tuner(config, hypermodel, strategy, folder)
-        tuner.tracker = tracker
+        tuner.tracker, tuner.best = tracker, keeper.BestModel()
         tuner.oracle.verbose = 0  # KerasTuner's display counts trials its own way
         log_search_config(parent, config, strategy, datasets.sizes)
         if role == "chief":

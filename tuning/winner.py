@@ -49,7 +49,7 @@ def rebuild(tuner, trial_id: str, config: ExperimentConfig, space, datasets, str
     """The trial's model with the weights of its best epoch, compiled as it trained."""
     from tuning.search import trial_config  # search imports this module
 
-    trained = tuner.best_model(trial_id)
+    trained = tuner.best.get(trial_id)  # the model itself, when this process kept it
     if trained is not None:
         return trained
     trial = tuner.oracle.get_trial(trial_id)

@@ -1,0 +1,68 @@
+"""Between a search's trials: the garbage each trial leaves, and the best trial's model.
+
+``freeze_imports`` runs as a search starts, ``settle_garbage`` before every trial.
+``BestModel`` holds the model of the best trial so far that this process trained, at its
+best epoch's weights (``tuning.checkpoints`` leaves a model there): the search's winner,
+delivered without building it again from the checkpoint and tracing its evaluation
+(``tuning.winner``).
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+
+def freeze_imports() -> None:
+    """Freeze what is alive when a search starts.
+
+    KerasTuner runs ``gc.collect()`` before every trial: over the millions of objects that
+    TensorFlow, Keras and MLflow leave at import, ~0.6 s a trial on a laptop core. Frozen
+    (moved to a generation the collector skips), they cost nothing; what trials make is
+    still collected.
+    """
+    gc.freeze()
+
+
+def settle_garbage() -> None:
+    """Collect what earlier trials left, once, and freeze what survives.
+
+    KerasTuner builds each trial's model after two full collections (``clear_session``'s and
+    its own). Every trial leaves ~12,000 objects that no collection frees (graphs that
+    TensorFlow traced for it), so unfrozen, those collections grew from 9 ms to 80 ms a
+    trial over the 8 trials of `make tune` (0.67 s in all), and would grow on in a longer
+    search. One collection here frees the previous trial's model; what survives it is
+    frozen, so the next collections walk only what this trial makes (0.08 s in all).
+    """
+    keras.backend.clear_session()  # collects too
+    gc.freeze()
+
+
+class BestModel:
+    """The model of the best trial so far, when this process trained it.
+
+    Not on a GPU: there the kept model's variables would take device memory from every
+    later trial, so the winner is rebuilt from its checkpoint instead.
+    """
+
+    def __init__(self):
+        self.kept: Optional[tuple] = None  # (trial id, model)
+        self.fitted: Optional[tuple] = None  # (trial id, model) of the trial that just ran
+
+    def trained(self, trial_id: str, model) -> None:
+        """``model`` is what trial ``trial_id`` trained (its only execution)."""
+        self.fitted = (trial_id, model)
+
+    def ended(self, trial_id: str, best_trial_id: Optional[str]) -> None:
+        """Trial ``trial_id`` ended; keep its model if it is now the best trial."""
+        fitted, self.fitted = self.fitted, None
+        if (fitted is not None and fitted[0] == trial_id == best_trial_id
+                and not tf.config.list_physical_devices("GPU")):
+            self.kept = fitted
+
+    def get(self, trial_id: str):
+        """The model kept for ``trial_id``, or None."""
+        return self.kept[1] if self.kept and self.kept[0] == trial_id else None
