@@ -41,11 +41,18 @@ def settle_garbage() -> None:
     gc.freeze()
 
 
+KEEP_MAX_PARAMETERS = 1_000_000
+
+
 class BestModel:
     """The model of the best trial so far, when this process trained it.
 
-    Not on a GPU: there the kept model's variables would take device memory from every
-    later trial, so the winner is rebuilt from its checkpoint instead.
+    Only models of at most ``KEEP_MAX_PARAMETERS`` parameters, and not on a GPU. A kept
+    model is frozen with the survivors of the next trial's collection (``settle_garbage``),
+    so when a better trial replaces it, it is never freed: a small model costs little, and
+    a large one's rebuilding is a small part of its search. On a GPU the kept model's
+    variables would also take device memory from every later trial. Otherwise the winner
+    is rebuilt from its checkpoint.
     """
 
     def __init__(self):
@@ -54,7 +61,7 @@ class BestModel:
 
     def trained(self, trial_id: str, model) -> None:
         """``model`` is what trial ``trial_id`` trained (its only execution)."""
-        self.fitted = (trial_id, model)
+        self.fitted = (trial_id, model) if model.count_params() <= KEEP_MAX_PARAMETERS else None
 
     def ended(self, trial_id: str, best_trial_id: Optional[str]) -> None:
         """Trial ``trial_id`` ended; keep its model if it is now the best trial."""

@@ -3,15 +3,16 @@
 The winner is not retrained. When this process trained the best trial, it is that
 trial's model itself, left at its best epoch's weights by the search objective
 (``tuning.checkpoints``). Otherwise (a resumed search, trials run by workers, several
-executions per trial, a GPU) it is rebuilt from KerasTuner's best checkpoint: the trial's
-config builds the model and ``checkpoint.weights.h5`` (the same weights, which
-KerasTuner keeps for every trial) fills it. Either way the model is exactly the one
-the search scored, at no extra training cost; the model at hand also skips building
-it again and tracing its evaluation (~0.4 s of `make tune`).
-It is evaluated once on the test split, which no trial saw; the test metrics go on
-the parent run and on the winner's trial run. The model is logged as the parent
-run's MLflow model and registered under the experiment's name, a new version per
-search, tagged with the search run, the trial and the test accuracy.
+executions per trial, a model over a million parameters, a GPU) it is rebuilt from
+KerasTuner's best checkpoint: the trial's config builds the model and
+``checkpoint.weights.h5`` (the same weights, which KerasTuner keeps for every trial)
+fills it. Either way the model is exactly the one the search scored, at no extra
+training cost; the model at hand also skips building it again and tracing its
+evaluation (~0.4 s of `make tune`). It is evaluated once on the test split, which no
+trial saw; the test metrics go on the parent run and on the winner's trial run. The
+model is logged as the parent run's MLflow model and registered under the experiment's
+name, a new version per search, tagged with the search run, the trial and the test
+accuracy.
 """
 
 from __future__ import annotations
