@@ -35,6 +35,10 @@ def _param_text(value: Any) -> str:
     return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
 
 
+def _run_tags(tags: Mapping[str, Any]) -> list:
+    return [mlflow.entities.RunTag(key, str(value)) for key, value in tags.items()]
+
+
 class Run:
     """One MLflow run, addressed by id; what a training or tuning step records."""
 
@@ -73,7 +77,7 @@ class Run:
             mlflow.entities.Metric(k, float(v), stamp, step or 0)
             for k, v in metrics.items() if v is not None
         ]
-        tag_items = [mlflow.entities.RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        tag_items = _run_tags(tags or {})
         for start in range(0, max(len(items), 1 if tag_items else 0), BATCH):
             batch = dict(metrics=items[start: start + BATCH], tags=tag_items if start == 0 else [])
             if synchronous:
@@ -89,7 +93,7 @@ class Run:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """All of ``tags`` in one ``log_batch`` (one store transaction)."""
-        items = [mlflow.entities.RunTag(key, str(value)) for key, value in tags.items()]
+        items = _run_tags(tags)
         if items:
             self.client.log_batch(self.run_id, tags=items)
 
