@@ -55,19 +55,24 @@ class BestModel:
     is rebuilt from its checkpoint.
     """
 
-    def __init__(self):
+    def __init__(self, keep: bool = True):
+        self.keep = keep  # False: keep nothing (a worker: the chief delivers the winner)
         self.kept: Optional[tuple] = None  # (trial id, model)
         self.fitted: Optional[tuple] = None  # (trial id, model) of the trial that just ran
 
     def trained(self, trial_id: str, model) -> None:
         """``model`` is what trial ``trial_id`` trained (its only execution)."""
-        self.fitted = (trial_id, model) if model.count_params() <= KEEP_MAX_PARAMETERS else None
+        small = model.count_params() <= KEEP_MAX_PARAMETERS
+        self.fitted = (trial_id, model) if self.keep and small else None
 
-    def ended(self, trial_id: str, best_trial_id: Optional[str]) -> None:
-        """Trial ``trial_id`` ended; keep its model if it is now the best trial."""
+    def ended(self, trial_id: str, oracle) -> None:
+        """Trial ``trial_id`` ended; keep its model if it is now ``oracle``'s best trial
+        (the oracle is asked only when there is a model to keep)."""
         fitted, self.fitted = self.fitted, None
-        if (fitted is not None and fitted[0] == trial_id == best_trial_id
-                and not tf.config.list_physical_devices("GPU")):
+        if fitted is None or fitted[0] != trial_id or tf.config.list_physical_devices("GPU"):
+            return
+        best = oracle.get_best_trials(1)
+        if best and best[0].trial_id == trial_id:
             self.kept = fitted
 
     def get(self, trial_id: str):

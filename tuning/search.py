@@ -151,8 +151,7 @@ class TrackedTuner(kt.Tuner):
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        best = self.oracle.get_best_trials(1)
-        self.best.ended(trial.trial_id, best[0].trial_id if best else None)
+        self.best.ended(trial.trial_id, self.oracle)
         if trial.status == "COMPLETED":
             score = self.oracle.get_trial(trial.trial_id).score
             print(f"Trial {trial.trial_id} COMPLETED: {self.oracle.objective.name} "
@@ -279,7 +278,7 @@ def search_in(folder: Path, config: ExperimentConfig, space, strategy, verbose: 
                     callbacks=early_stopping(config))
     if role == "worker":
         tuner = make_tuner(config, hypermodel, strategy, folder)
-        tuner.tracker, tuner.best = tracker, keeper.BestModel()
+        tuner.tracker, tuner.best = tracker, keeper.BestModel(keep=False)
         tuner.search(**fit_args)
         print(f"Worker {tuner.tuner_id} done; its trials are under MLflow run {parent.run_id}.")
         return SearchResult(parent.run_id, exp_id, None)
