@@ -98,7 +98,9 @@ def paired_bare_fits(config, datasets) -> Iterator[dict]:
 
     space = search.SPACES.get(config.tune.space)
     paired = {"fits": [], "before": [], "after": [], "trial_fits": [], "aside": 0.0}
-    original, original_fit = search.TrackedTuner.on_trial_end, tracker.TrialRecorder.fit
+    before = {}  # trial id -> its bare fit made just before it
+    original_begin, original = search.TrackedTuner.on_trial_begin, search.TrackedTuner.on_trial_end
+    original_fit = tracker.TrialRecorder.fit
 
     def trial_fit(recorder, *args, **kwargs):
         started = time.perf_counter()
@@ -133,8 +135,6 @@ def paired_bare_fits(config, datasets) -> Iterator[dict]:
         paired["fits"].append((first + after) / 2)
         paired["aside"] += time.perf_counter() - started
 
-    before = {}  # trial id -> its bare fit made just before it
-    original_begin = search.TrackedTuner.on_trial_begin
     search.TrackedTuner.on_trial_begin = on_trial_begin
     search.TrackedTuner.on_trial_end = on_trial_end
     tracker.TrialRecorder.fit = trial_fit
