@@ -45,14 +45,15 @@ def test_an_architecture_named_alone_trains_with_its_papers_recipe_when_it_has_o
     assert plain.name == "cnnkeras-train" and plain.data.image_size is None
 
 
-def test_the_lecture_cnn_named_alone_trains_at_batch_128_and_other_architectures_at_32():
+def test_the_lecture_cnn_and_resnet18_named_alone_train_at_batch_128_and_others_at_32():
     import experiments
     from cnnkeras.cli import api
 
     lecture = api.base_config("lecture_cnn")
     assert (lecture.train.batch_size, lecture.train.learning_rate) == (128, 4e-3)
     assert lecture.train.epochs == experiments.get("lecture_digits").train.epochs
-    assert api.base_config("resnet18").train.batch_size == 32
+    assert api.base_config("resnet18").train.batch_size == 128
+    assert api.base_config("resnet34").train.batch_size == 32
     assert experiments.get("lecture_digits").train.batch_size == 32  # make tune's trials
     overridden = api.resolve(lecture, ["train.batch_size=64"])
     assert overridden.train.batch_size == 64  # a user's setting still wins

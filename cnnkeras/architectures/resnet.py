@@ -28,6 +28,11 @@ conv5; the stride is the first unit's) default to the paper's (64, 128, 256,
 512), 3 and (1, 2, 2, 2), so searches can vary the stages; the input must
 then be at least 4 times the product of the strides on each side, else a
 ``GeometryError`` names the stage that would get too small a map.
+
+Batch normalization keeps its moving statistics at momentum 0.9 (``BN_MOMENTUM``, PyTorch's
+0.1 in its convention), not Keras' 0.99: a run of a few hundred steps then tests with the
+statistics of its current weights. At 0.99, resnet18 trained at batch 128 for 3 epochs of
+2,000 MNIST images tested at chance; at 0.9 it tests at 0.91-0.92 (see ``experiments``).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import math
 import keras
 from keras import layers
 
-from cnnkeras.architectures.blocks import image_input
+from cnnkeras.architectures.blocks import BN_MOMENTUM, image_input
 from cnnkeras.geometry import GeometryError, Window, check_geometry, positive_ints
 from cnnkeras.registry import ARCHITECTURES
 
@@ -59,7 +64,8 @@ STAGES = {
 def conv_bn(x, filters: int, kernel: int, *, stride: int = 1, use_bias: bool, name: str):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same" if kernel > 1 else "valid",
                       use_bias=use_bias, name=f"{name}_conv")(x)
-    return layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                                     name=f"{name}_bn")(x)
 
 
 def shortcut(x, filters: int, *, stride: int, use_bias: bool, name: str):
@@ -99,7 +105,7 @@ UNITS = {"basic": basic_unit, "bottleneck": bottleneck_unit}
 def stem(x, *, use_bias: bool):
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = layers.Conv2D(64, 7, strides=2, use_bias=use_bias, name="conv1_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="conv1_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
