@@ -32,7 +32,7 @@ then be at least 4 times the product of the strides on each side, else a
 Batch normalization keeps its moving statistics at momentum 0.9 (``BN_MOMENTUM``, PyTorch's
 0.1 in its convention), not Keras' 0.99: a run of a few hundred steps then tests with the
 statistics of its current weights. At 0.99, resnet18 trained at batch 128 for 3 epochs of
-2,000 MNIST images tested at chance; at 0.9 it tests at 0.91-0.92 (see ``experiments``).
+2,000 MNIST images tested at 0.15; at 0.9, at 0.87-0.92 (Adam 1e-3 to 4e-3).
 """
 
 from __future__ import annotations
