@@ -65,6 +65,44 @@ def test_epoch_checkpoint_restores_weights_optimizer_and_epoch(tmp_path):
                for a, b in zip(model.optimizer.variables, fresh.optimizer.variables, strict=True))
 
 
+def test_fit_backup_restores_weights_optimizer_and_epoch(tmp_path):
+    images = np.random.default_rng(0).random((16, 16, 16, 1), dtype=np.float32) * 255
+    labels = np.arange(16) % 10
+    model = make_model(1)
+    assert checkpoints.restore_fit(tmp_path, model) == 0  # nothing saved yet
+    model.fit(images, labels, batch_size=8, epochs=2, verbose=0,
+              callbacks=[checkpoints.fit_callback(tmp_path)])
+    assert checkpoints.fit_resume_epoch(tmp_path) == 2
+
+    fresh = make_model(2)
+    assert checkpoints.restore_fit(tmp_path, fresh) == 2
+    assert all(np.array_equal(a, b)
+               for a, b in zip(model.get_weights(), fresh.get_weights(), strict=True))
+    assert int(fresh.optimizer.iterations.numpy()) == 4
+    assert all(np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(model.optimizer.variables, fresh.optimizer.variables, strict=True))
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_backup_whole(tmp_path, monkeypatch):
+    model = make_model(1)
+    backup = checkpoints.fit_callback(tmp_path)
+    backup.set_model(model)
+    model.optimizer.build(model.trainable_variables)
+    backup.on_epoch_end(0)
+    backup.wait()
+
+    def half_written(file, **arrays):
+        file.write(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(checkpoints.np, "savez", half_written)
+    backup.on_epoch_end(1)
+    with pytest.raises(OSError, match="No space left"):
+        backup.close()
+    assert checkpoints.fit_resume_epoch(tmp_path) == 1
+    assert checkpoints.restore_fit(tmp_path, make_model(2)) == 1
+
+
 class Crash(keras.callbacks.Callback):
     """Fails the run once ``after`` epochs are done (after their backup is written)."""
 

@@ -1,8 +1,10 @@
 """Backups to resume from: a killed training run restarts at its last finished epoch.
 
-``model.fit`` gets ``keras.callbacks.BackupAndRestore``; the custom multi-worker
-loop gets ``EpochCheckpoint``, the same idea on ``tf.train.CheckpointManager``
-(model, optimizer and epoch counter). Both live under ``backup_dir(config)``,
+``model.fit`` gets ``FitBackup``, the state ``keras.callbacks.BackupAndRestore`` keeps
+(model, optimizer and the epochs done), copied at each epoch's end and written by a
+thread of its own while the next epoch trains; the custom multi-worker loop gets
+``EpochCheckpoint``, the same idea on ``tf.train.CheckpointManager``. Both live under
+``backup_dir(config)``,
 which is keyed on the resolved config, so rerunning the same command resumes
 and a changed config never loads a backup made for another model.
 
@@ -21,22 +23,25 @@ that they agree on the epoch before training on.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from cnnkeras import distribute, ownership, tracking
 from cnnkeras.config import ExperimentConfig, to_dict
 
 RUN_FILE = "mlflow_run.json"
-FIT_METADATA = "training_metadata.json"
+FIT_BACKUP = "backup.npz"
 LOCK_FILE = "owner.lock"
 
 
@@ -68,25 +73,91 @@ def claim(directory: Path) -> contextlib.AbstractContextManager:
         "--set runtime.seed=...) to train a second copy."))
 
 
-def fit_callback(root: Path) -> keras.callbacks.BackupAndRestore:
-    """Keras' own per-epoch backup for the ``model.fit`` route.
+def fit_callback(root: Path) -> "FitBackup":
+    """The per-epoch backup of the ``model.fit`` route.
 
-    Kept when training ends (``delete_checkpoint=False``): ``remove`` deletes it once the
-    model is saved and logged.
+    Kept when training ends: ``remove`` deletes it once the model is saved and logged.
     """
-    return keras.callbacks.BackupAndRestore(str(root), save_freq="epoch",
-                                            delete_checkpoint=False)
+    return FitBackup(root)
+
+
+def fit_state(model: keras.Model) -> list:
+    """What a resumed ``fit`` needs: the model's variables, then its optimizer's."""
+    return [*model.variables, *model.optimizer.variables]
 
 
 def fit_resume_epoch(root: Path) -> int:
-    """The epoch ``BackupAndRestore`` will resume ``model.fit`` from (0: a fresh start)."""
-    path = Path(root) / FIT_METADATA
+    """The epoch the ``model.fit`` route resumes from (0: a fresh start)."""
+    path = Path(root) / FIT_BACKUP
     if not path.is_file():
         return 0
-    try:
-        return int(json.loads(path.read_text())["epoch"])
-    except (ValueError, KeyError):
+    with np.load(path) as saved:
+        return int(saved["epochs_done"])
+
+
+def restore_fit(root: Path, model: keras.Model) -> int:
+    """Load the backup in ``root`` into ``model`` and its optimizer (call in the strategy's
+    scope); the epochs it had done, 0 when there is none."""
+    path = Path(root) / FIT_BACKUP
+    if not path.is_file():
         return 0
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    variables = fit_state(model)
+    with np.load(path) as saved:
+        if int(saved["count"]) != len(variables):
+            raise ValueError(f"The backup {path} holds {int(saved['count'])} variables and this "
+                             f"model and optimizer {len(variables)}; delete {root} to start over.")
+        for index, variable in enumerate(variables):
+            variable.assign(saved[f"v{index}"])
+        return int(saved["epochs_done"])
+
+
+def write_backup(path: Path, values: list, epochs_done: int) -> None:
+    """``values`` and the epoch count into ``path``, whole or not at all: a kill mid-write
+    leaves the previous backup in place."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as file:
+        np.savez(file, epochs_done=epochs_done, count=len(values),
+                 **{f"v{index}": value for index, value in enumerate(values)})
+    os.replace(partial, path)
+
+
+class FitBackup(keras.callbacks.Callback):
+    """Model and optimizer state at every epoch end, written while the next epoch trains.
+
+    The values are copied when the epoch ends (70 ms for resnet18's 134 MB with Adam's
+    state, on 2 cores); Keras' ``BackupAndRestore`` spends 0.3-0.6 s there writing h5.
+    ``wait`` returns once the last copy is on disk; training's end waits for it, and
+    ``KerasFit.fit`` ``close``s it however ``fit`` ends.
+    """
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.path = Path(root) / FIT_BACKUP
+        self.writer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.pending: Optional[concurrent.futures.Future] = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.wait()
+        values = [np.array(variable) for variable in fit_state(self.model)]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.pending = self.writer.submit(write_backup, self.path, values, epoch + 1)
+
+    def on_train_end(self, logs=None):
+        self.wait()
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for the last write, then let the writing thread go."""
+        try:
+            self.wait()
+        finally:
+            self.writer.shutdown()
 
 
 def remember_run(root: Path, run_id: str) -> None:
@@ -98,7 +169,7 @@ def remember_run(root: Path, run_id: str) -> None:
 def recall_run(root: Path) -> Optional[str]:
     """The MLflow run id an interrupted run left in ``root``, if it left a backup."""
     path = Path(root) / RUN_FILE
-    has_backup = (Path(root) / FIT_METADATA).is_file() or tf.train.latest_checkpoint(str(root))
+    has_backup = (Path(root) / FIT_BACKUP).is_file() or tf.train.latest_checkpoint(str(root))
     if not path.is_file() or not has_backup:
         return None
     try:

@@ -1,6 +1,6 @@
 """The one part of a training run that differs between routes: the step that fits and evaluates.
 
-``KerasFit`` is ``model.fit`` with Keras' ``BackupAndRestore``; ``CustomLoop`` is the
+``KerasFit`` is ``model.fit`` with a ``checkpoints.FitBackup``; ``CustomLoop`` is the
 ``strategy.run`` loop of ``custom_loop`` with an ``EpochCheckpoint``, for
 multi-worker strategies where ``model.fit`` fails (keras-team/keras#20585). Both
 restore their backup, fit, evaluate and say where their backup is; everything a
@@ -33,16 +33,22 @@ class KerasFit:
     def __init__(self, strategy: tf.distribute.Strategy, root: Path):
         self.strategy, self.root = strategy, Path(root)
         self.directory = self.root  # what this process writes and locks
+        self.resumed = 0
 
     def restore(self, model: keras.Model) -> int:
-        """The epoch the backup resumes from; ``BackupAndRestore`` loads it inside ``fit``."""
-        return checkpoints.fit_resume_epoch(self.root)
+        """Load the backup into ``model`` and its optimizer (call in the scope); its epoch."""
+        self.resumed = checkpoints.restore_fit(self.root, model)
+        return self.resumed
 
     def fit(self, model: keras.Model, datasets, *, epochs: int, callbacks: Sequence,
             verbose: int) -> dict:
-        return model.fit(datasets.train, validation_data=validation(datasets), epochs=epochs,
-                         shuffle=False, verbose=verbose,
-                         callbacks=[checkpoints.fit_callback(self.root), *callbacks]).history
+        backup = checkpoints.fit_callback(self.root)
+        try:
+            return model.fit(datasets.train, validation_data=validation(datasets),
+                             epochs=epochs, initial_epoch=self.resumed, shuffle=False,
+                             verbose=verbose, callbacks=[backup, *callbacks]).history
+        finally:  # a crash keeps the epochs it finished
+            backup.close()
 
     def evaluate(self, model: keras.Model, dataset) -> dict:
         return model.evaluate(dataset, return_dict=True, verbose=0)
