@@ -103,6 +103,12 @@ def test_a_write_that_fails_midway_leaves_the_previous_backup_whole(tmp_path, mo
     assert checkpoints.restore_fit(tmp_path, make_model(2)) == 1
 
 
+def test_an_unreadable_backup_is_named_with_the_way_out(tmp_path):
+    (tmp_path / checkpoints.FIT_BACKUP).write_bytes(b"not a backup")
+    with pytest.raises(ValueError, match=r"backup.npz cannot be read .*delete .* to start over"):
+        checkpoints.restore_fit(tmp_path, make_model(1))
+
+
 class Crash(keras.callbacks.Callback):
     """Fails the run once ``after`` epochs are done (after their backup is written)."""
 

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -86,31 +87,42 @@ def fit_state(model: keras.Model) -> list:
     return [*model.variables, *model.optimizer.variables]
 
 
-def fit_resume_epoch(root: Path) -> int:
-    """The epoch the ``model.fit`` route resumes from (0: a fresh start)."""
+def read_backup(root: Path) -> Optional[dict]:
+    """The arrays of the ``model.fit`` backup in ``root``; None when there is none."""
     path = Path(root) / FIT_BACKUP
     if not path.is_file():
-        return 0
-    with np.load(path) as saved:
-        return int(saved["epochs_done"])
+        return None
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not an .npz archive")
+        with np.load(path, allow_pickle=False) as saved:
+            return dict(saved)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"The backup {path} cannot be read ({err}); delete {root} to start "
+                         "over.") from None
+
+
+def fit_resume_epoch(root: Path) -> int:
+    """The epoch the ``model.fit`` route resumes from (0: a fresh start)."""
+    saved = read_backup(root)
+    return int(saved["epochs_done"]) if saved else 0
 
 
 def restore_fit(root: Path, model: keras.Model) -> int:
     """Load the backup in ``root`` into ``model`` and its optimizer (call in the strategy's
     scope); the epochs it had done, 0 when there is none."""
-    path = Path(root) / FIT_BACKUP
-    if not path.is_file():
+    saved = read_backup(root)
+    if saved is None:
         return 0
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     variables = fit_state(model)
-    with np.load(path) as saved:
-        if int(saved["count"]) != len(variables):
-            raise ValueError(f"The backup {path} holds {int(saved['count'])} variables and this "
-                             f"model and optimizer {len(variables)}; delete {root} to start over.")
-        for index, variable in enumerate(variables):
-            variable.assign(saved[f"v{index}"])
-        return int(saved["epochs_done"])
+    if int(saved["count"]) != len(variables):
+        raise ValueError(f"The backup in {root} holds {int(saved['count'])} variables and this "
+                         f"model and optimizer {len(variables)}; delete {root} to start over.")
+    for index, variable in enumerate(variables):
+        variable.assign(saved[f"v{index}"])
+    return int(saved["epochs_done"])
 
 
 def write_backup(path: Path, values: list, epochs_done: int) -> None:
