@@ -87,8 +87,9 @@ def fit_state(model: keras.Model) -> list:
     return [*model.variables, *model.optimizer.variables]
 
 
-def read_backup(root: Path) -> Optional[dict]:
-    """The arrays of the ``model.fit`` backup in ``root``; None when there is none."""
+def read_backup(root: Path, keys: Optional[tuple] = None) -> Optional[dict]:
+    """The arrays of the ``model.fit`` backup in ``root`` (only ``keys`` when given, read
+    without the rest); None when there is none."""
     path = Path(root) / FIT_BACKUP
     if not path.is_file():
         return None
@@ -96,15 +97,15 @@ def read_backup(root: Path) -> Optional[dict]:
         if not zipfile.is_zipfile(path):
             raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as saved:
-            return dict(saved)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            return {key: saved[key] for key in (keys or saved.files)}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise ValueError(f"The backup {path} cannot be read ({err}); delete {root} to start "
                          "over.") from None
 
 
 def fit_resume_epoch(root: Path) -> int:
     """The epoch the ``model.fit`` route resumes from (0: a fresh start)."""
-    saved = read_backup(root)
+    saved = read_backup(root, keys=("epochs_done",))
     return int(saved["epochs_done"]) if saved else 0
 
 
@@ -147,13 +148,13 @@ class FitBackup(keras.callbacks.Callback):
     def __init__(self, root: Path):
         super().__init__()
         self.path = Path(root) / FIT_BACKUP
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.writer = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.pending: Optional[concurrent.futures.Future] = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.wait()
         values = [np.array(variable) for variable in fit_state(self.model)]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.pending = self.writer.submit(write_backup, self.path, values, epoch + 1)
 
     def on_train_end(self, logs=None):
