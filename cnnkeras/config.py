@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+SCHEDULES = ("constant", "cosine")  # the learning rate over a run's epochs
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "auto", "mixed_float16", "mixed_bfloat16")
@@ -91,9 +92,11 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     early_stopping_patience: int = 0  # 0: off
+    lr_schedule: str = "constant"  # cosine: from learning_rate towards 0 over the epochs
 
     def __post_init__(self):
         _choice("train", "optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train", "lr_schedule", self.lr_schedule, SCHEDULES)
         for key in ("epochs", "batch_size", "learning_rate"):
             _positive("train", key, getattr(self, key))
         if self.early_stopping_patience < 0:
@@ -222,10 +225,6 @@ def parse_value(hint, text: str):
     return _parse_literal(text)
 
 
-def _field_hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def apply_overrides(config: ExperimentConfig, overrides: Sequence[str]) -> ExperimentConfig:
     """Return a new config with ``section.key=value`` overrides applied, each parsed by type.
 
@@ -251,7 +250,7 @@ def set_value(config: ExperimentConfig, key: str, text: str) -> ExperimentConfig
     current = getattr(config, section)
     if current is None:  # an optional section this experiment does not have
         raise ValueError(f"Unknown config key {key!r}: {config.name} has no {section} section.")
-    hints = _field_hints(type(current))
+    hints = typing.get_type_hints(type(current))
     if section == "model" and parts[1] == "options" and len(parts) == 3:
         options = dict(current.options)
         options[parts[2]] = _parse_literal(text)

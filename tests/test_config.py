@@ -46,6 +46,7 @@ def test_overrides_are_parsed_by_type_and_leave_the_original_alone():
     ("train.epochs=three", r"Cannot set train.epochs='three'"),
     ("train.optimizer=adagrad", r"train.optimizer must be one of adam, sgd"),
     ("tune.tuner=genetic", r"tune.tuner must be one of random, bayesian, hyperband, grid"),
+    ("train.lr_schedule=step", r"train.lr_schedule must be one of constant, cosine"),
     ("data.channels=2", r"data.channels must be 1, 3 or None"),
 ])
 def test_bad_overrides_say_what_is_valid(override, message):

@@ -218,3 +218,15 @@ def test_custom_loop_loss_and_accuracy_match_keras_evaluate(architecture, spec, 
     assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
     assert ours["accuracy"] == pytest.approx(theirs["accuracy"], abs=1e-6)
     assert 0.0 <= ours["accuracy"] <= 1.0
+
+
+def test_the_custom_loop_follows_a_cosine_schedule():
+    keras.utils.set_random_seed(0)
+    loaded = data.load("digits", image_size=(16, 16), channels=1, batch_size=16,
+                       plan=data.SplitPlan(0.1, 0.1, seed=0, limit=32))
+    model = cnnkeras.build("lecture_cnn", input_shape=(16, 16, 1), num_classes=10)
+    training.compile_model(model, optimizer="sgd", learning_rate=0.004)
+    history = custom_loop.fit(model, tf.distribute.get_strategy(), loaded.train, epochs=3,
+                              callbacks=training.schedule_callbacks("cosine", 0.004, 3))
+    assert history["learning_rate"] == pytest.approx([0.004, 0.003, 0.001])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)

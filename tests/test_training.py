@@ -192,3 +192,17 @@ def test_a_trained_model_takes_raw_0_255_pixels_as_its_metadata_says(tracking_st
     assert accuracy >= 0.5 and accuracy >= tested - 0.1, (accuracy, tested)
     scaled_twice = np.mean(model.predict(images / 255, verbose=0).argmax(-1) == labels)
     assert scaled_twice < 0.3  # the old [0, 1] convention starves the model
+
+
+def test_a_cosine_schedule_anneals_the_rate_by_epoch_and_logs_it(tracking_store):
+    """Epoch e of E trains at rate * (1 + cos(pi e / E)) / 2: 1, 0.75 and 0.25 of it for E=3."""
+    result = cnnkeras.train("lecture_cnn", dataset="digits", epochs=3, overrides=[
+        "train.lr_schedule=cosine", "train.learning_rate=0.004", "data.limit=64",
+        "runtime.verbose=0"])
+    rates = [0.004, 0.003, 0.001]
+    assert result.history["learning_rate"] == pytest.approx(rates)
+    assert tracking.metric_history(result.run_id, "learning_rate") == [
+        (0, pytest.approx(0.004)), (1, pytest.approx(0.003)), (2, pytest.approx(0.001))]
+    from cnnkeras.training import schedule_callbacks
+
+    assert schedule_callbacks("constant", 0.004, 3) == []

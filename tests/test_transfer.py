@@ -237,6 +237,26 @@ def test_bottleneck_features_are_cached_and_reproduce_the_model(trained, tmp_pat
     np.testing.assert_allclose(extractor(images, training=False), features, atol=1e-5)
 
 
+def test_a_cosine_schedule_anneals_the_phases_rate(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+    config = apply_overrides(trained.config, [
+        "transfer.bottlenecks=true", "data.limit=8", f"runtime.output_dir={tmp_path}",
+        "train.epochs=2", "train.lr_schedule=cosine"])
+    head = trained.result.model.get_layer("predictions")
+    before = [w.copy() for w in head.get_weights()]
+    run = tracking.create_run(tracking.experiment_id("b"), name="cosine")
+    try:
+        with tracking.active(run):
+            recipe.bottleneck_head(recipe.Context(trained.result.model,
+                                                  load_datasets(config, 8), config, 8, run, ()),
+                                   run)
+    finally:
+        head.set_weights(before)  # the session's model, unchanged
+    rate = config.train.learning_rate
+    assert tracking.metric_history(run.run_id, "learning_rate") == [
+        (0, pytest.approx(rate)), (1, pytest.approx(rate / 2))]
+
+
 def test_tf_flowers_through_tfds_with_mock_data_and_the_one_pipeline():
     config = apply_overrides(experiments.get("transfer_flowers"),
                              [f"data.image_size={SIZE}x{SIZE}", "data.limit=6", "data.seed=1"])

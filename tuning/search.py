@@ -67,7 +67,10 @@ class CnnHyperModel(kt.HyperModel):
             raise FailedTrialError(f"rejected by geometry: {err}") from None
 
     def fit(self, hp, model, *args, **kwargs):
-        kwargs["callbacks"] = checkpoints.in_memory(kwargs.get("callbacks", []))
+        train = trial_config(self.space, self.trial.trial, self.base).train
+        kwargs["callbacks"] = [*checkpoints.in_memory(kwargs.get("callbacks", [])),
+                               *training.schedule_callbacks(train.lr_schedule,
+                                                            train.learning_rate, train.epochs)]
         return self.trial.fit(model, *args, verbose=self.verbose, **kwargs)
 
 
@@ -176,11 +179,8 @@ class TrackedHyperband(TrackedTuner, kt.Hyperband):
 
 
 def bayesian_initial_points(max_trials: int) -> int:
-    """Random trials before the Gaussian process takes over: a third of the budget.
-
-    KerasTuner's default, three per hyperparameter (39 for the lecture space),
-    would leave a budget of a dozen or so trials purely random.
-    """
+    """Random trials before the Gaussian process takes over: a third of the budget. KerasTuner's
+    default, three per hyperparameter (39 for the lecture space), leaves a small budget random."""
     return max(2, max_trials // 3)
 
 

@@ -108,6 +108,8 @@ def history_metrics(histories, objective: str) -> dict:
     finals, bests = {}, {}
     for name in histories[0]:
         finals[f"final_{name}"] = sum(h[name][-1] for h in histories) / len(histories)
+        if name == "learning_rate":  # a schedule's, not a score
+            continue
         pick = min if "loss" in name else max
         bests[f"best_{name}"] = sum(pick(h[name]) for h in histories) / len(histories)
     return {**finals, **bests, "epochs_run": len(histories[0][objective])}

@@ -13,6 +13,7 @@ from cnnkeras.training.compile import (
     compile_model,
     make_optimizer,
     model_facts,
+    schedule_callbacks,
     summary_text,
     task_metrics,
 )
@@ -30,5 +31,5 @@ from cnnkeras.training.run import (
 __all__ = [
     "TrainResult", "build_model", "check_labels_fit_task", "compile_model", "load_data",
     "log_model", "make_optimizer", "model_facts", "model_input_shape", "predict_labels", "run_name",
-    "register", "summary_text", "task_metrics", "train_experiment",
+    "register", "schedule_callbacks", "summary_text", "task_metrics", "train_experiment",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 import cnnkeras
@@ -19,6 +21,21 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     if name not in optimizers:
         raise ValueError(f"Unknown optimizer {name!r}. Valid: {', '.join(optimizers)}.")
     return optimizers[name]()
+
+
+def schedule_callbacks(schedule: str, learning_rate: float, epochs: int) -> list:
+    """The learning rate over a ``fit`` of ``epochs`` epochs, as Keras callbacks.
+
+    ``constant``: none. ``cosine``: a ``keras.callbacks.LearningRateScheduler`` giving epoch
+    e the rate ``learning_rate * (1 + cos(pi * e / epochs)) / 2``, the full rate first and
+    a small fraction of it last (SGDR's cosine annealing, by epoch). The epoch is absolute,
+    so a resumed ``fit`` (``initial_epoch``) continues the curve; the rate is logged with
+    the metrics, as ``learning_rate``.
+    """
+    if schedule == "constant":
+        return []
+    return [keras.callbacks.LearningRateScheduler(
+        lambda epoch, _: learning_rate * (1 + math.cos(math.pi * epoch / epochs)) / 2)]
 
 
 def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float,

@@ -176,9 +176,9 @@ def fit(model: keras.Model, strategy: tf.distribute.Strategy, train, validation=
     train_step, eval_step = make_train_step(model, strategy), make_eval_step(model, strategy)
     train = strategy.experimental_distribute_dataset(train)
     validation = strategy.experimental_distribute_dataset(validation) if validation else None
-    hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
+    record = keras.callbacks.History()  # the logs as callbacks left them (learning_rate too)
+    hooks = keras.callbacks.CallbackList([*callbacks, record], model=model)
     model.stop_training = False
-    history: dict = {}
     hooks.on_train_begin()
     for epoch in range(int(checkpoint.epoch.numpy()) if checkpoint else 0, epochs):
         hooks.on_epoch_begin(epoch)
@@ -189,12 +189,10 @@ def fit(model: keras.Model, strategy: tf.distribute.Strategy, train, validation=
         if checkpoint is not None:
             checkpoint.save(epoch + 1)
         hooks.on_epoch_end(epoch, logs)
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
         if model.stop_training:
             break
     hooks.on_train_end()
-    return history
+    return record.history
 
 
 def evaluate(model: keras.Model, strategy: tf.distribute.Strategy, dataset) -> dict:

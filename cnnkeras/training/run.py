@@ -32,7 +32,13 @@ from cnnkeras.inspection import viz
 from cnnkeras.tracking import models as tracked_models
 from cnnkeras.tracking import schema
 from cnnkeras.training import checkpoints
-from cnnkeras.training.compile import build_model, check_labels_fit_task, model_facts, summary_text
+from cnnkeras.training.compile import (
+    build_model,
+    check_labels_fit_task,
+    model_facts,
+    schedule_callbacks,
+    summary_text,
+)
 from cnnkeras.training.loops import loop_for
 
 NOT_PER_EPOCH = ("train_seconds", "images_per_second")
@@ -201,10 +207,12 @@ def train_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.
 
 def fit_and_evaluate(loop, model, config, datasets, run, callbacks) -> tuple[dict, dict]:
     """The route's fit and test evaluation; the chief's ``run`` gets epochs and speed."""
+    train = config.train
     started = time.perf_counter()
-    history = loop.fit(model, datasets, epochs=config.train.epochs,
-                       verbose=config.runtime.verbose,
-                       callbacks=[*([run.callback()] if run else []), *early_stopping(config),
+    history = loop.fit(model, datasets, epochs=train.epochs, verbose=config.runtime.verbose,
+                       callbacks=[*schedule_callbacks(train.lr_schedule, train.learning_rate,
+                                                      train.epochs),  # before the rate's logging
+                                  *([run.callback()] if run else []), *early_stopping(config),
                                   *callbacks])
     seconds = time.perf_counter() - started
     if run:

@@ -27,7 +27,7 @@ from cnnkeras.config import ExperimentConfig, to_dict
 from cnnkeras.inspection import viz
 from cnnkeras.tracking import models as tracked_models
 from cnnkeras.tracking import schema
-from cnnkeras.training.compile import build_model, compile_model
+from cnnkeras.training.compile import build_model, compile_model, schedule_callbacks
 from cnnkeras.training.loops import validation
 from cnnkeras.training.run import (
     TrainResult,
@@ -111,8 +111,9 @@ def fit_phase(ctx: Context, run: tracking.Run, *, epochs: int, learning_rate: fl
     started = time.perf_counter()
     history = ctx.model.fit(
         ctx.datasets.train, validation_data=validation(ctx.datasets), epochs=epochs,
-        callbacks=[run.callback(), *early_stopping(ctx.config), *ctx.callbacks], shuffle=False,
-        verbose=ctx.config.runtime.verbose).history
+        callbacks=[*schedule_callbacks(ctx.config.train.lr_schedule, learning_rate, epochs),
+                   run.callback(), *early_stopping(ctx.config), *ctx.callbacks],
+        shuffle=False, verbose=ctx.config.runtime.verbose).history
     log_speed(run, ctx.datasets.sizes["train"] * len(history.get("loss", [])), started)
     return history
 
@@ -145,9 +146,12 @@ def bottleneck_head(ctx: Context, run: tracking.Run) -> dict:
     head = tmodel.head_of(ctx.model)  # shares the model's head layers: they train here
     compile_phase(head, ctx.config, ctx.config.train.learning_rate)
     started = time.perf_counter()
+    train = ctx.config.train
     history = head.fit(train_x, train_y, validation_data=(val_x, val_y),
-                       batch_size=ctx.global_batch, epochs=ctx.config.train.epochs,
-                       callbacks=[run.callback(), *early_stopping(ctx.config), *ctx.callbacks],
+                       batch_size=ctx.global_batch, epochs=train.epochs,
+                       callbacks=[*schedule_callbacks(train.lr_schedule, train.learning_rate,
+                                                      train.epochs),
+                                  run.callback(), *early_stopping(ctx.config), *ctx.callbacks],
                        verbose=ctx.config.runtime.verbose).history
     log_speed(run, len(train_y) * len(history.get("loss", [])), started)
     return history

@@ -309,6 +309,21 @@ def test_trials_stop_early_on_the_objective_with_the_configured_patience(trackin
     assert stopped >= 1  # on 100 images some trial stalls within 8 epochs
 
 
+def test_a_cosine_schedule_anneals_each_trials_own_learning_rate(tracking_store, tmp_path):
+    """Each trial's rate (a hyperparameter of the space) goes down its own cosine."""
+    result = search(tmp_path, "tune.max_trials=2", "train.epochs=2", "train.lr_schedule=cosine")
+    client = MlflowClient(tracking_store)
+    trials = children(client, result)
+    assert len(trials) == 2
+    for trial in trials:
+        rate = float(trial.data.params["learning_rate"])
+        logged = sorted(client.get_metric_history(trial.info.run_id, "learning_rate"),
+                        key=lambda m: m.step)
+        assert [m.value for m in logged] == pytest.approx([rate, rate / 2])
+        assert trial.data.metrics["final_learning_rate"] == pytest.approx(rate / 2)
+        assert "best_learning_rate" not in trial.data.metrics  # a rate is not a score
+
+
 def test_a_search_builds_each_model_once_and_collects_only_what_each_trial_made(
         tmp_path, store, monkeypatch):
     import gc
