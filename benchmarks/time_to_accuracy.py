@@ -8,7 +8,8 @@ repetition uses another seed; the median time is reported.
 
 A model trains with its own recipe when an experiment ``<model>_mnist`` is
 registered (``lenet5_mnist``, ``lenet5_modern_mnist``: builder options,
-optimizer, learning rate, batch size, epochs as the most epochs), else with
+optimizer, learning rate and its schedule over the recipe's epochs, batch size, epochs as
+the most epochs), else with
 Adam at 1e-3, batch 64, at most 15 epochs, under the batch size and learning rate
 that ``cnnkeras train MODEL`` uses for it (``experiments.TRAINING``: lecture_cnn
 at batch 128, 4e-3). ``--learning-rate``,
@@ -64,7 +65,7 @@ def recipe(name: str, args) -> dict:
     config = experiments.get(f"{name}_mnist") if f"{name}_mnist" in experiments.names() else None
     train = config.train if config else experiments.own_training(name, FALLBACK)
     return {"options": dict(config.model.options) if config else {},
-            "optimizer": train.optimizer,
+            "optimizer": train.optimizer, "schedule": train.lr_schedule,
             "learning_rate": args.learning_rate or train.learning_rate,
             "batch_size": args.batch_size or train.batch_size,
             "max_epochs": args.max_epochs or train.epochs}
@@ -72,7 +73,8 @@ def recipe(name: str, args) -> dict:
 
 def recipe_text(how: dict) -> str:
     options = " ".join(f"{k}={v}" for k, v in how["options"].items())
-    return (f"{how['optimizer']} {how['learning_rate']:g}, batch {how['batch_size']}, "
+    schedule = "" if how["schedule"] == "constant" else f" {how['schedule']}"
+    return (f"{how['optimizer']} {how['learning_rate']:g}{schedule}, batch {how['batch_size']}, "
             f"<= {how['max_epochs']} epochs {options}").strip()
 
 
@@ -91,8 +93,10 @@ def one_run(name: str, loaded, how: dict, target: float, seed: int) -> dict:
     else:
         training.compile_model(model, optimizer=how["optimizer"],
                                learning_rate=how["learning_rate"])
-        model.fit(loaded.train, epochs=how["max_epochs"], callbacks=[clock], verbose=0,
-                  shuffle=False)
+        schedule = training.schedule_callbacks(how["schedule"], how["learning_rate"],
+                                               how["max_epochs"])
+        model.fit(loaded.train, epochs=how["max_epochs"], callbacks=[*schedule, clock],
+                  verbose=0, shuffle=False)
     reached = clock.accuracies[-1] >= target
     return {"seconds": sum(clock.train_seconds) if reached else None,
             "epochs": len(clock.accuracies), "best_accuracy": max(clock.accuracies),
@@ -153,7 +157,8 @@ def main(argv: Optional[Sequence[str]] = None) -> measure.Report:
             batch = measure.PLAIN_BATCH
             plain = {**how, "arrays": measure.arrays(load(batch).train),
                      "optimizer": measure.PLAIN_OPTIMIZER,
-                     "learning_rate": measure.PLAIN_LEARNING_RATE, "batch_size": batch}
+                     "learning_rate": measure.PLAIN_LEARNING_RATE, "batch_size": batch,
+                     "schedule": "constant"}
             contenders[f"{name} (plain Keras)"] = (plain, load(batch))
         for how, loaded in contenders.values():
             for seed in range(args.warmup):  # a short untimed run: thread pools, kernels

@@ -82,6 +82,10 @@ def steady_rate(runs: list, count: int) -> list:
     return [count / s for run in runs for s in run["seconds"][1:]]
 
 
+def schedule_text(train) -> str:
+    return "" if train.lr_schedule == "constant" else f" {train.lr_schedule}"
+
+
 def compare(name: str, args, folder: Path, report: measure.Report) -> None:
     runs = {"cnnkeras": [], "plain Keras": []}
     splits = None
@@ -100,7 +104,8 @@ def compare(name: str, args, folder: Path, report: measure.Report) -> None:
     for label, done in runs.items():
         report.add(model=f"{name} {'x'.join(map(str, splits['train'][0].shape[1:]))}",
                    training=label,
-                   recipe=(f"{config.train.optimizer} {config.train.learning_rate:g}, batch "
+                   recipe=(f"{config.train.optimizer} {config.train.learning_rate:g}"
+                           f"{schedule_text(config.train)}, batch "
                            f"{config.train.batch_size}" if label == "cnnkeras"
                            else f"{measure.PLAIN_OPTIMIZER} {measure.PLAIN_LEARNING_RATE:g}, "
                                 f"batch {measure.PLAIN_BATCH}"),

@@ -21,10 +21,15 @@ split), the benchmark's split. Both experiments reach 98.5% on the 2,000.
   after, 20 passes).
 
 ``lenet5_modern_mnist``: ReLU, max pooling, full C3, softmax (the input scaled to [0, 1]);
-the same distortions; SGD with momentum 0.9 at 0.01, batch 64, 30 passes.
+the same distortions; Adam at 4e-3 annealed to 0 along a cosine over 20 passes
+(``train.lr_schedule=cosine``), batch 128. It tested at 99.0%, 98.95% and 99.0% (seeds 0-2,
+AMD EPYC Zen 4 with oneDNN) and 99.2% without oneDNN. The earlier recipe (SGD with momentum
+0.9 at a constant 0.01, batch 64, 30 passes) tested at 98.65% and trained 1.43x plain
+Keras' images/s where this one trains 1.78x (``benchmarks/train_speed``, README).
 
-At a constant rate the held-out accuracy moves by about +-0.3% from pass to
-pass; the pass counts are where both sit clear of 98.5% in the runs measured.
+At a constant rate the held-out accuracy moves by about +-0.3% from pass to pass (Adam at
+a constant 4e-3 over 30 passes: 98.9%, 98.5%, 98.85%, and 98.45% without oneDNN); the
+annealed rate settles it. ``lenet5_mnist``'s pass count is where it sits clear of 98.5%.
 """
 
 from cnnkeras.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig, TuneConfig
@@ -47,9 +52,10 @@ register(ExperimentConfig(
 register(ExperimentConfig(
     name="lenet5_modern_mnist",
     description="LeNet-5's geometry with ReLU, max pooling and softmax, with distortions; "
-                "MNIST as lenet5_mnist.",
+                "Adam with a cosine-annealed rate; MNIST as lenet5_mnist.",
     data=MNIST_8000_2000,
     model=ModelConfig("lenet5_modern", {"distort": True}),
-    train=TrainConfig(epochs=30, batch_size=64, optimizer="sgd", learning_rate=1e-2),
+    train=TrainConfig(epochs=20, batch_size=128, optimizer="adam", learning_rate=4e-3,
+                      lr_schedule="cosine"),
     tune=TuneConfig(space="lenet5_modern", max_trials=6),
 ))
