@@ -21,11 +21,12 @@ split), the benchmark's split. Both experiments reach 98.5% on the 2,000.
   after, 20 passes).
 
 ``lenet5_modern_mnist``: ReLU, max pooling, full C3, softmax (the input scaled to [0, 1]);
-the same distortions; Adam at 4e-3 annealed to 0 along a cosine over 20 passes
+the same distortions; Adam at 4e-3 annealed towards 0 along a cosine over 20 passes
 (``train.lr_schedule=cosine``), batch 128. It tested at 99.0%, 98.95% and 99.0% (seeds 0-2,
-AMD EPYC Zen 4 with oneDNN) and 99.2% without oneDNN. The earlier recipe (SGD with momentum
-0.9 at a constant 0.01, batch 64, 30 passes) tested at 98.65% and trained 1.43x plain
-Keras' images/s where this one trains 1.78x (``benchmarks/train_speed``, README).
+AMD EPYC Zen 4 with oneDNN), and at 99.2% and 98.95% without oneDNN (seeds 0-1). The earlier
+recipe (SGD with momentum 0.9 at a constant 0.01, batch 64, 30 passes) tested at 98.65% and
+trained 1.43x plain Keras' images/s where this one trains 1.56x (``benchmarks/train_speed``
+on this split, 3 epochs; README).
 
 At a constant rate the held-out accuracy moves by about +-0.3% from pass to pass (Adam at
 a constant 4e-3 over 30 passes: 98.9%, 98.5%, 98.85%, and 98.45% without oneDNN); the
