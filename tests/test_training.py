@@ -206,3 +206,19 @@ def test_a_cosine_schedule_anneals_the_rate_by_epoch_and_logs_it(tracking_store)
     from cnnkeras.training import schedule_callbacks
 
     assert schedule_callbacks("constant", 0.004, 3) == []
+
+
+def test_a_resumed_fit_continues_the_cosine_from_its_epoch():
+    """A fit resumed at epoch 2 of 3 (``initial_epoch``, as a backup resumes) trains at the
+    third epoch's rate, not the first's."""
+    from cnnkeras.training import compile_model, schedule_callbacks
+
+    digits = load_digits()
+    images = np.stack([fit_image(image[..., None] * 16.0, size=(16, 16), channels=1,
+                                 fit="resize") for image in digits.images[:64]])
+    images = images.astype("float32")
+    model = compile_model(cnnkeras.build("lecture_cnn", input_shape=(16, 16, 1),
+                                         num_classes=10), optimizer="adam", learning_rate=0.004)
+    history = model.fit(images, digits.target[:64], epochs=3, initial_epoch=2, verbose=0,
+                        callbacks=schedule_callbacks("cosine", 0.004, 3)).history
+    assert history["learning_rate"] == pytest.approx([0.001])
