@@ -45,6 +45,12 @@ def make_model(seed):
     return training.compile_model(model, optimizer="adam", learning_rate=1e-3)
 
 
+def epochs_done(root) -> int:
+    """The epochs the ``model.fit`` backup in ``root`` has done (0: none)."""
+    saved = checkpoints.read_backup(root)
+    return int(saved["epochs_done"]) if saved else 0
+
+
 def test_epoch_checkpoint_restores_weights_optimizer_and_epoch(tmp_path):
     images = np.random.default_rng(0).random((8, 16, 16, 1), dtype=np.float32)
     labels = np.arange(8) % 10
@@ -72,7 +78,7 @@ def test_fit_backup_restores_weights_optimizer_and_epoch(tmp_path):
     assert checkpoints.restore_fit(tmp_path, model) == 0  # nothing saved yet
     model.fit(images, labels, batch_size=8, epochs=2, verbose=0,
               callbacks=[checkpoints.fit_callback(tmp_path)])
-    assert checkpoints.fit_resume_epoch(tmp_path) == 2
+    assert epochs_done(tmp_path) == 2
 
     fresh = make_model(2)
     assert checkpoints.restore_fit(tmp_path, fresh) == 2
@@ -99,13 +105,17 @@ def test_a_write_that_fails_midway_leaves_the_previous_backup_whole(tmp_path, mo
     backup.on_epoch_end(1)
     with pytest.raises(OSError, match="No space left"):
         backup.close()
-    assert checkpoints.fit_resume_epoch(tmp_path) == 1
+    assert epochs_done(tmp_path) == 1
     assert checkpoints.restore_fit(tmp_path, make_model(2)) == 1
 
 
 def test_an_unreadable_backup_is_named_with_the_way_out(tmp_path):
     (tmp_path / checkpoints.FIT_BACKUP).write_bytes(b"not a backup")
     with pytest.raises(ValueError, match=r"backup.npz cannot be read .*delete .* to start over"):
+        checkpoints.restore_fit(tmp_path, make_model(1))
+    # a whole archive that lacks an array it announces (count 2, one value)
+    np.savez(tmp_path / checkpoints.FIT_BACKUP, epochs_done=1, count=2, v0=np.zeros(3))
+    with pytest.raises(ValueError, match=r"backup.npz cannot be read \('no v1'\); delete"):
         checkpoints.restore_fit(tmp_path, make_model(1))
 
 
@@ -127,7 +137,7 @@ def test_fit_resumes_from_its_backup_and_continues_the_same_mlflow_run(tmp_path,
     with pytest.raises(RuntimeError, match="simulated crash"):
         training.train_experiment(config, callbacks=(Crash(after=2),))
     root = checkpoints.backup_dir(config)
-    assert checkpoints.fit_resume_epoch(root) == 2
+    assert epochs_done(root) == 2
 
     result = training.train_experiment(config)
     assert len(result.history["loss"]) == 3  # epochs 1-2 read back from the run, 3 trained now
@@ -174,7 +184,7 @@ def test_a_kill_between_the_last_epoch_and_the_save_is_finished_by_the_rerun(tmp
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     config = small_config(tmp_path, epochs=3)
     root = checkpoints.backup_dir(config)
-    assert checkpoints.fit_resume_epoch(root) == 3  # all epochs done, the model never saved
+    assert epochs_done(root) == 3  # all epochs done, the model never saved
     (first,) = tracking.find_runs(tracking.experiment_id(config.mlflow_experiment))
     assert not list((tmp_path / "runs").glob("*/*/model.keras"))
 

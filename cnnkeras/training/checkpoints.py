@@ -87,9 +87,9 @@ def fit_state(model: keras.Model) -> list:
     return [*model.variables, *model.optimizer.variables]
 
 
-def read_backup(root: Path, keys: Optional[tuple] = None) -> Optional[dict]:
-    """The arrays of the ``model.fit`` backup in ``root`` (only ``keys`` when given, read
-    without the rest); None when there is none."""
+def read_backup(root: Path) -> Optional[dict]:
+    """The arrays of the ``model.fit`` backup in ``root``, all that ``write_backup`` writes;
+    None when there is none."""
     path = Path(root) / FIT_BACKUP
     if not path.is_file():
         return None
@@ -97,16 +97,16 @@ def read_backup(root: Path, keys: Optional[tuple] = None) -> Optional[dict]:
         if not zipfile.is_zipfile(path):
             raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as saved:
-            return {key: saved[key] for key in (keys or saved.files)}
+            arrays = {key: saved[key] for key in saved.files}
+        count = int(arrays["count"])
+        missing = [key for key in ("epochs_done", *(f"v{i}" for i in range(count)))
+                   if key not in arrays]
+        if missing:
+            raise KeyError(f"no {', '.join(missing[:3])}")
+        return arrays
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise ValueError(f"The backup {path} cannot be read ({err}); delete {root} to start "
                          "over.") from None
-
-
-def fit_resume_epoch(root: Path) -> int:
-    """The epoch the ``model.fit`` route resumes from (0: a fresh start)."""
-    saved = read_backup(root, keys=("epochs_done",))
-    return int(saved["epochs_done"]) if saved else 0
 
 
 def restore_fit(root: Path, model: keras.Model) -> int:
