@@ -45,6 +45,12 @@ PLAIN_BATCH = 32  # Keras' default batch size, the plain-Keras baseline's
 PLAIN_OPTIMIZER, PLAIN_LEARNING_RATE = "adam", 1e-3  # what compile(optimizer="adam") gives
 
 
+def recipe_text(optimizer: str, learning_rate: float, schedule: str, batch_size: int) -> str:
+    """``adam 0.004 cosine, batch 128``: how a row trained (a constant rate is not named)."""
+    named = "" if schedule == "constant" else f" {schedule}"
+    return f"{optimizer} {learning_rate:g}{named}, batch {batch_size}"
+
+
 def plain_keras(model: keras.Model) -> keras.Model:
     """``model`` compiled as plain Keras would: Adam at its default 1e-3, sparse categorical
     cross-entropy, accuracy (the baseline of ``train_speed`` and ``time_to_accuracy``)."""

@@ -73,8 +73,8 @@ def recipe(name: str, args) -> dict:
 
 def recipe_text(how: dict) -> str:
     options = " ".join(f"{k}={v}" for k, v in how["options"].items())
-    schedule = "" if how["schedule"] == "constant" else f" {how['schedule']}"
-    return (f"{how['optimizer']} {how['learning_rate']:g}{schedule}, batch {how['batch_size']}, "
+    return (measure.recipe_text(how["optimizer"], how["learning_rate"], how["schedule"],
+                                how["batch_size"]) + ", "
             f"<= {how['max_epochs']} epochs {options}").strip()
 
 

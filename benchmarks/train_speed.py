@@ -82,10 +82,6 @@ def steady_rate(runs: list, count: int) -> list:
     return [count / s for run in runs for s in run["seconds"][1:]]
 
 
-def schedule_text(train) -> str:
-    return "" if train.lr_schedule == "constant" else f" {train.lr_schedule}"
-
-
 def compare(name: str, args, folder: Path, report: measure.Report) -> None:
     runs = {"cnnkeras": [], "plain Keras": []}
     splits = None
@@ -104,11 +100,12 @@ def compare(name: str, args, folder: Path, report: measure.Report) -> None:
     for label, done in runs.items():
         report.add(model=f"{name} {'x'.join(map(str, splits['train'][0].shape[1:]))}",
                    training=label,
-                   recipe=(f"{config.train.optimizer} {config.train.learning_rate:g}"
-                           f"{schedule_text(config.train)}, batch "
-                           f"{config.train.batch_size}" if label == "cnnkeras"
-                           else f"{measure.PLAIN_OPTIMIZER} {measure.PLAIN_LEARNING_RATE:g}, "
-                                f"batch {measure.PLAIN_BATCH}"),
+                   recipe=measure.recipe_text(
+                       config.train.optimizer, config.train.learning_rate,
+                       config.train.lr_schedule, config.train.batch_size
+                   ) if label == "cnnkeras" else measure.recipe_text(
+                       measure.PLAIN_OPTIMIZER, measure.PLAIN_LEARNING_RATE, "constant",
+                       measure.PLAIN_BATCH),
                    images_per_second=statistics.median(rates[label]),
                    min_max=measure.range_text(measure.spread(rates[label])),
                    speedup=statistics.median(rates[label]) / base,
