@@ -159,6 +159,31 @@ def test_load_gives_the_model_its_class_names_range_and_source(logged, monkeypat
         assert isinstance(cnnkeras.load_model(ref), keras.Model)
 
 
+def test_a_logged_model_pins_the_installed_packages_without_mlflows_check(tmp_path,
+                                                                          monkeypatch):
+    """The pins are the installed versions, read as the model is logged, so MLflow's check
+    of them against the installed packages (which maps every installed distribution
+    first) does not run then; it is back in place afterwards."""
+    from importlib import metadata
+
+    import mlflow
+    from mlflow.utils import environment
+
+    checked = []
+    monkeypatch.setattr(environment, "warn_dependency_requirement_mismatches", checked.append)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    model = cnnkeras.build("lecture_cnn", input_shape=(28, 28, 1), num_classes=10,
+                           filters=(4, 8), dense_units=8)
+    run = tracking.create_run(tracking.experiment_id("pins"), name="pins")
+    uri = models.log_model(run, model, class_names=CLASSES,
+                           input_example=np.zeros((1, 28, 28, 1)))
+    assert checked == []
+    assert environment.warn_dependency_requirement_mismatches == checked.append
+    pinned = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text().split()
+    for name in ("tensorflow", "keras", "mlflow", "numpy", "pandas"):
+        assert f"{name}=={metadata.version(name)}" in pinned
+
+
 def test_a_model_logged_as_taking_0_1_is_still_predicted_with_0_1(logged, photos, monkeypatch):
     """An older model (no pixels layer, metadata [0, 1]) answers as the model of today does."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)

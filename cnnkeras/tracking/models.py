@@ -19,7 +19,6 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
@@ -29,22 +28,12 @@ import mlflow.keras
 import numpy as np
 from mlflow.models import Model, infer_signature
 
+from cnnkeras.tracking import requirements
 from cnnkeras.tracking.runs import Run
 from cnnkeras.tracking.store import _sqlite_path, client, tracking_uri
 
 MODEL_NAME = "model"
 PYFUNC_LOADER = "cnnkeras.tracking.pyfunc"
-# What a served model needs installed, pinned to what trained it (MLflow would otherwise
-# infer them by loading the model in a subprocess: seconds per logged model).
-REQUIREMENTS = ("tensorflow", "keras", "mlflow", "numpy", "pandas")
-
-
-def requirements() -> list[str]:
-    pins = []
-    for name in REQUIREMENTS:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            pins.append(f"{name}=={metadata.version(name)}")
-    return pins
 
 
 class KerasFlavour:
@@ -92,10 +81,10 @@ def log_model(run: Run, model, *, class_names: Sequence[str], input_example: np.
     meta = {"class_names": [str(name) for name in class_names],
             "input_shape": [int(d) for d in model.input_shape[1:]],
             "input_range": list(input_range)}
-    with _as_active(run):
+    with _as_active(run), requirements.pinned_without_check() as pins:
         info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=KerasFlavour, model=model,
                          signature=signature, input_example=input_example, metadata=meta,
-                         pip_requirements=requirements(),
+                         pip_requirements=pins,
                          # MLflow would load the model back and predict the example: the
                          # same work the signature's call did a moment ago
                          validate_serving_input=False)
