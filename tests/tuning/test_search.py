@@ -220,10 +220,10 @@ def test_each_tuner_runs_its_trials_into_mlflow(store, tmp_path, tuner, override
             assert steps == list(range(epochs))
 
 
-@pytest.mark.slow
 def test_hyperband_continues_a_trial_from_its_epoch(store, tmp_path):
     # max_epochs 3: three 1-epoch trials, the best continued to epoch 3, two 3-epoch trials
-    result = search(tmp_path, "tune.tuner=hyperband", "tune.hyperband_max_epochs=3")
+    result = search(tmp_path, "tune.tuner=hyperband", "tune.hyperband_max_epochs=3",
+                    "train.lr_schedule=cosine")
     client = MlflowClient(store)
     trials = {r.data.tags["trial_id"]: r for r in children(client, result)}
     assert len(trials) == 6
@@ -236,6 +236,17 @@ def test_hyperband_continues_a_trial_from_its_epoch(store, tmp_path):
     assert trial_config(client, run)["train"]["epochs"] == 3
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
     assert run.data.metrics["epochs_run"] == 2
+    # the continuation goes on down the cosine of a 3-epoch run, where its first epoch left
+    # off: epochs 1 and 2 at (1 + cos(pi e / 3)) / 2 of the trial's rate; a 1-epoch trial
+    # trains its one epoch at the full rate
+    rates = {trial_id: sorted(client.get_metric_history(r.info.run_id, "learning_rate"),
+                              key=lambda m: m.step) for trial_id, r in trials.items()}
+    rate = float(params["learning_rate"])
+    assert [(m.step, m.value) for m in rates[run.data.tags["trial_id"]]] == [
+        (1, pytest.approx(0.75 * rate)), (2, pytest.approx(0.25 * rate))]
+    first = trials[params["tuner/trial_id"]]
+    assert [(m.step, m.value) for m in rates[params["tuner/trial_id"]]] == [
+        (0, pytest.approx(float(first.data.params["learning_rate"])))]
 
 
 @pytest.mark.slow  # a resnet18 graph: about 20 s on two cores
