@@ -38,13 +38,13 @@ RECIPES = {"lenet5": "lenet5_mnist", "lenet5_modern": "lenet5_modern_mnist"}
 # AMD EPYC Zen 4 with oneDNN; 2.4x without oneDNN, 1.7x on a Zen 3 with Adam 2e-3) and tested
 # as well after the same epochs (0.976-0.986 against 0.969-0.982); its small steps leave a
 # core idle at 32. resnet18 at 32x32x3 (2,000 MNIST images, 3 epochs, Zen 4 with oneDNN):
-# batch 128 (Adam 2e-3, DEFAULT's) trained 1.19x and 1.22x the images/s of plain Keras at 32
-# in two train_speed runs, testing at 0.900 against 0.936; in bare fits side by side, 1.05x
-# to 2.6x as the host's speed moved. That needs its batch normalization at momentum 0.9 (at
-# Keras' 0.99 it tested at 0.15). At 224x224 a batch of 128 peaks at 4.8 GB of memory
-# (1.9 GB at 32).
+# batch 128 with DEFAULT's constant Adam 2e-3 tested at 0.900-0.921 against plain Keras'
+# 0.936 at 32; a cosine decay from 4e-3 tested at 0.930-0.943 over three seeds (2e-3:
+# 0.924-0.940; 8e-3: 0.845-0.881) and trained 1.84x the images/s of plain Keras in one
+# train_speed run. That needs its batch normalization at momentum 0.9 (at Keras' 0.99 it
+# tested at 0.15). At 224x224 a batch of 128 peaks at 4.8 GB of memory (1.9 GB at 32).
 TRAINING = {"lecture_cnn": {"batch_size": 128, "learning_rate": 4e-3},
-            "resnet18": {"batch_size": 128}}
+            "resnet18": {"batch_size": 128, "learning_rate": 4e-3, "lr_schedule": "cosine"}}
 
 
 def own_training(architecture: str, train: TrainConfig) -> TrainConfig:

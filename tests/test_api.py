@@ -52,8 +52,11 @@ def test_the_lecture_cnn_and_resnet18_named_alone_train_at_batch_128_and_others_
     lecture = api.base_config("lecture_cnn")
     assert (lecture.train.batch_size, lecture.train.learning_rate) == (128, 4e-3)
     assert lecture.train.epochs == experiments.get("lecture_digits").train.epochs
-    assert api.base_config("resnet18").train.batch_size == 128
-    assert api.base_config("resnet34").train.batch_size == 32
+    resnet18 = api.base_config("resnet18").train
+    assert (resnet18.batch_size, resnet18.learning_rate, resnet18.lr_schedule) == (
+        128, 4e-3, "cosine")
+    resnet34 = api.base_config("resnet34").train
+    assert (resnet34.batch_size, resnet34.lr_schedule) == (32, "constant")
     assert experiments.get("lecture_digits").train.batch_size == 32  # make tune's trials
     overridden = api.resolve(lecture, ["train.batch_size=64"])
     assert overridden.train.batch_size == 64  # a user's setting still wins
