@@ -20,6 +20,7 @@ from benchmarks import measure
 from cnnkeras import distribute
 from cnnkeras.config import TrainConfig
 from cnnkeras.registry import ARCHITECTURES
+from cnnkeras.training.conv_gradient import use_forward_input_gradients
 
 DTYPES = {"float32": ("float32", tf.float32), "bfloat16": ("mixed_bfloat16", tf.bfloat16)}
 
@@ -66,6 +67,7 @@ def contender(name: str, shape, args, policy: str = "float32", *, jit_compile: b
         keras.utils.set_random_seed(0)
         model = (build or (lambda: cnnkeras.build(name, input_shape=shape,
                                                   num_classes=args.classes)))()
+        use_forward_input_gradients(model)  # as cnnkeras' training does (without oneDNN)
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                       loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
     finally:

@@ -9,6 +9,7 @@ import keras
 import cnnkeras
 from cnnkeras.config import ExperimentConfig
 from cnnkeras.registry import ARCHITECTURES
+from cnnkeras.training.conv_gradient import use_forward_input_gradients
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -40,7 +41,11 @@ def schedule_callbacks(schedule: str, learning_rate: float, epochs: int) -> list
 
 def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float,
                   jit_compile: bool = False, metrics=None) -> keras.Model:
-    """Sparse categorical cross-entropy and accuracy, the classifier default."""
+    """Sparse categorical cross-entropy and accuracy, the classifier default.
+
+    Without oneDNN, its stride-1 convolutions take their input gradient as a forward
+    convolution (``conv_gradient``: up to 20x faster on small maps with many channels)."""
+    use_forward_input_gradients(model)
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
