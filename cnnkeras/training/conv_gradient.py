@@ -14,7 +14,10 @@ so the switch is made only without it. The kernel's gradient stays TensorFlow's.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
 
 import keras
 import tensorflow as tf
@@ -23,9 +26,10 @@ import tensorflow as tf
 @functools.cache
 def onednn_enabled() -> bool:
     """Whether this process's CPU convolution kernels are oneDNN's, found out where they
-    differ: without oneDNN, the CPU's ``Conv2DBackpropInput`` refuses a dilation above 1."""
+    differ: without oneDNN, the CPU's ``Conv2DBackpropInput`` refuses a dilation above 1.
+    TensorFlow logs that refusal from C++; it is kept off stderr for the probe's moment."""
     try:
-        with tf.device("/CPU:0"):
+        with tf.device("/CPU:0"), quiet_stderr():
             tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=[1, 5, 5, 1], filter=tf.ones((2, 2, 1, 1)),
                 out_backprop=tf.ones((1, 3, 3, 1)), strides=[1, 1, 1, 1], padding="VALID",
@@ -33,6 +37,20 @@ def onednn_enabled() -> bool:
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
         return False
     return True
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """File descriptor 2 to the null device while the block runs (C++ writes there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def switchable(layer) -> bool:
