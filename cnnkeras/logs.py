@@ -41,7 +41,11 @@ def configure(level: str = "warning") -> None:
 def filtered_stderr(pattern: re.Pattern = NOISE) -> Iterator[None]:
     """Capture what C++ code writes to file descriptor 2; pass on the lines that are not noise."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a daemon): nothing to capture
+        yield
+        return
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), 2)
         try:

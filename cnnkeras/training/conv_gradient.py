@@ -14,22 +14,25 @@ so the switch is made only without it. The kernel's gradient stays TensorFlow's.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import sys
+import re
 
 import keras
 import tensorflow as tf
+
+from cnnkeras import logs
+from cnnkeras.inspection.graph import walk_layers
+
+PROBE_REFUSAL = re.compile(r"Local rendezvous is aborting")  # TensorFlow's log of it
 
 
 @functools.cache
 def onednn_enabled() -> bool:
     """Whether this process's CPU convolution kernels are oneDNN's, found out where they
     differ: without oneDNN, the CPU's ``Conv2DBackpropInput`` refuses a dilation above 1.
-    TensorFlow logs that refusal from C++; it is kept off stderr for the probe's moment."""
+    TensorFlow logs that refusal from C++; that one line is kept off stderr."""
     try:
-        with tf.device("/CPU:0"), quiet_stderr():
+        with tf.device("/CPU:0"), logs.filtered_stderr(PROBE_REFUSAL):
             tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=[1, 5, 5, 1], filter=tf.ones((2, 2, 1, 1)),
                 out_backprop=tf.ones((1, 3, 3, 1)), strides=[1, 1, 1, 1], padding="VALID",
@@ -37,24 +40,6 @@ def onednn_enabled() -> bool:
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
         return False
     return True
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """File descriptor 2 to the null device while the block runs (C++ writes there)."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 to quiet
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def switchable(layer) -> bool:
@@ -89,14 +74,6 @@ def convolve(inputs, kernel, *, padding: str):
     return conv(inputs, kernel)
 
 
-def layers_within(model):
-    """Every layer of ``model``, nested models' layers included."""
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from layers_within(layer)
-
-
 def use_forward_input_gradients(model, *, onednn: bool | None = None) -> int:
     """Switch ``model``'s eligible convolutions to ``convolve`` when oneDNN is off.
 
@@ -108,7 +85,7 @@ def use_forward_input_gradients(model, *, onednn: bool | None = None) -> int:
     if onednn_enabled() if onednn is None else onednn:
         return 0
     switched = 0
-    for layer in layers_within(model):
+    for _, layer in walk_layers(model):
         if switchable(layer):
             layer.convolution_op = functools.partial(convolve, padding=layer.padding.upper())
             switched += 1
