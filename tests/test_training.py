@@ -222,3 +222,28 @@ def test_a_resumed_fit_continues_the_cosine_from_its_epoch():
     history = model.fit(images, digits.target[:64], epochs=3, initial_epoch=2, verbose=0,
                         callbacks=schedule_callbacks("cosine", 0.004, 3)).history
     assert history["learning_rate"] == pytest.approx([0.001])
+
+
+@pytest.mark.parametrize("name", ["lecture_cnn", "atrous_segmenter"])
+def test_a_compiled_model_traces_its_train_step_once_and_counts_no_made_up_example(name):
+    """compile_model creates the optimizer's and metrics' variables; without them the first
+    trace creates them and tf.function traces the step again."""
+    from cnnkeras.training import compile_model, task_metrics
+
+    model = cnnkeras.build(name, input_shape=(12, 12, 1), num_classes=3)
+    compile_model(model, optimizer="adam", learning_rate=1e-3, metrics=task_metrics(name, 3))
+    assert all(value == 0 for value in tree_values(model.get_metrics_result()))
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (32, 12, 12, 1)).astype("float32")
+    labels = rng.integers(0, 3, (32, *model.output_shape[1:-1]))
+    traced, step = [], model.train_step
+    model.train_step = lambda data: (traced.append(data), step(data))[1]
+    history = model.fit(images, labels, batch_size=8, epochs=2, verbose=0).history
+    assert len(traced) == 1
+    assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
+
+
+def tree_values(results: dict) -> list:
+    """The numbers in ``get_metrics_result()`` (a metric may give a dict of them)."""
+    return [v for value in results.values()
+            for v in (value.values() if isinstance(value, dict) else [value])]

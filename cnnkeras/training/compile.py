@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 import cnnkeras
 from cnnkeras.config import ExperimentConfig
@@ -52,7 +54,25 @@ def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float,
         metrics=list(metrics or ["accuracy"]),
         jit_compile=jit_compile,
     )
+    build_training_state(model)
     return model
+
+
+def build_training_state(model: keras.Model) -> None:
+    """Create the optimizer's and the metrics' variables now, before ``fit`` traces its step.
+
+    Keras creates them now itself only under a distribution strategy (its symbolic build).
+    Otherwise the first trace of the train step creates them, and ``tf.function`` traces
+    the step a second time: about a second of every ``fit`` on two cores. A model with
+    several outputs, or an output size known only from its input, is left to Keras."""
+    if (tf.distribute.has_strategy() or len(model.outputs) != 1
+            or None in model.output_shape[1:]):
+        return
+    model.optimizer.build(model.trainable_variables)
+    prediction = np.zeros((1, *model.output_shape[1:]), "float32")
+    labels = np.zeros((1, *model.output_shape[1:-1]), "int64")  # sparse, as the loss takes
+    model.compute_metrics(None, labels, prediction)
+    model.reset_metrics()  # that made-up example counts nowhere
 
 
 def is_segmenter(architecture: str) -> bool:
