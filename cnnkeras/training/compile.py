@@ -46,7 +46,9 @@ def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float,
     """Sparse categorical cross-entropy and accuracy, the classifier default.
 
     Without oneDNN, its stride-1 convolutions take their input gradient as a forward
-    convolution (``conv_gradient``: up to 20x faster on small maps with many channels)."""
+    convolution (``conv_gradient``: up to 20x faster on small maps with many channels).
+    The optimizer's and metrics' variables are created here (``build_training_state``),
+    so ``fit`` traces its step once."""
     use_forward_input_gradients(model)
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
