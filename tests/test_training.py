@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -232,7 +233,7 @@ def test_a_compiled_model_traces_its_train_step_once_and_counts_no_made_up_examp
 
     model = cnnkeras.build(name, input_shape=(12, 12, 1), num_classes=3)
     compile_model(model, optimizer="adam", learning_rate=1e-3, metrics=task_metrics(name, 3))
-    assert all(value == 0 for value in tree_values(model.get_metrics_result()))
+    assert all(value == 0 for value in keras.tree.flatten(model.get_metrics_result()))
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (32, 12, 12, 1)).astype("float32")
     labels = rng.integers(0, 3, (32, *model.output_shape[1:-1]))
@@ -241,9 +242,3 @@ def test_a_compiled_model_traces_its_train_step_once_and_counts_no_made_up_examp
     history = model.fit(images, labels, batch_size=8, epochs=2, verbose=0).history
     assert len(traced) == 1
     assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
-
-
-def tree_values(results: dict) -> list:
-    """The numbers in ``get_metrics_result()`` (a metric may give a dict of them)."""
-    return [v for value in results.values()
-            for v in (value.values() if isinstance(value, dict) else [value])]
