@@ -16,7 +16,7 @@ from typing import Optional
 
 from cnnkeras import data, tracking, training
 from cnnkeras.config import ExperimentConfig, flatten, to_json
-from cnnkeras.tracking import schema
+from cnnkeras.tracking import datasets, schema
 from tuning import distributed
 
 EXECUTION_TAG = "execution"
@@ -32,6 +32,7 @@ class SearchTracker:
         self.config, self.exp_id, self.parent = config, exp_id, parent
         self.prefix = training.run_name(config)
         self.train_size = train_size  # examples per epoch, for images per second
+        self.inputs: tuple = ([], None)  # the parent's train and validation inputs, digest
 
     def find(self, tags: dict, parent_id: str):
         """The MLflow run under ``parent_id`` with ``tags``, or None."""
@@ -39,10 +40,20 @@ class SearchTracker:
                                    max_results=1)
         return found[0] if found else None
 
+    def fit_inputs(self) -> tuple:
+        """The search's train and validation inputs and their source digest, as its trials
+        carry them: read from the parent once it has recorded them (before any trial)."""
+        if not self.inputs[0]:
+            self.inputs = datasets.inputs_to_copy(self.parent.client, self.parent.run_id,
+                                                  schema.FIT_SPLITS)
+        return self.inputs
+
     def child(self, tags: dict, name: str, parent_id: str, more_tags: Optional[dict] = None
               ) -> tracking.Run:
         """A trial's (or execution's) run, found by ``tags`` or created with them, tagged
-        ``more_tags`` too and carrying the datasets it trains on: its parent's."""
+        ``more_tags`` too and carrying the datasets it trains on: the search's."""
+        inputs, digest = self.fit_inputs()
+        more_tags = {**(more_tags or {}), **({schema.DATASET_DIGEST_TAG: digest} if inputs else {})}
         found = self.find(tags, parent_id)
         if found:
             run = tracking.reopen_run(found.info.run_id, more_tags)
@@ -50,8 +61,8 @@ class SearchTracker:
             run = tracking.create_run(self.exp_id, name=name, parent=parent_id, tags={
                 schema.ARCHITECTURE_TAG: self.config.model.architecture,
                 schema.DATASET_TAG: self.config.data.dataset, schema.KIND_TAG: schema.TRIAL,
-                **tags, **(more_tags or {})})
-        run.copy_datasets(parent_id, schema.FIT_SPLITS)
+                **tags, **more_tags})
+        run.log_inputs(inputs)
         return run
 
     def trial_run(self, trial) -> tracking.Run:

@@ -103,20 +103,16 @@ def current_inputs(run, splits: Sequence[str] = SPLITS) -> list[DatasetInput]:
             if context(found) in splits and source_digest(found.dataset) == current]
 
 
-def copy_datasets(client: MlflowClient, from_run_id: str, to_run_id: str,
-                  splits: Sequence[str] = SPLITS) -> int:
-    """Record ``from_run_id``'s current dataset inputs of ``splits`` on ``to_run_id``.
+def inputs_to_copy(client: MlflowClient, run_id: str, splits: Sequence[str] = SPLITS
+                   ) -> tuple[list[DatasetInput], Optional[str]]:
+    """``run_id``'s current dataset inputs of ``splits``, as another run logs them, and the
+    source digest they come from (that run's ``DATASET_DIGEST_TAG``).
 
     A search's trials train on the search's data: they carry its parent's inputs.
-    Returns how many inputs were copied.
     """
-    parent = client.get_run(from_run_id)
-    copied = [DatasetInput(found.dataset, tags=found.tags)
-              for found in current_inputs(parent, splits)]
-    if copied:
-        client.log_inputs(to_run_id, datasets=copied)
-        client.set_tag(to_run_id, DATASET_DIGEST_TAG, parent.data.tags[DATASET_DIGEST_TAG])
-    return len(copied)
+    run = client.get_run(run_id)
+    return ([DatasetInput(found.dataset, tags=found.tags) for found in current_inputs(run, splits)],
+            run.data.tags.get(DATASET_DIGEST_TAG))
 
 
 def recorded_datasets(run_id: str) -> dict:

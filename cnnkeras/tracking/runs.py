@@ -112,9 +112,10 @@ class Run:
         dataset inputs, one per split of ``splits``."""
         datasets.log_datasets(self.client, self.run_id, facts, splits)
 
-    def copy_datasets(self, from_run_id: str, splits: Sequence[str] = SPLITS) -> int:
-        """Record the current dataset inputs of ``from_run_id`` (of ``splits``) on this run."""
-        return datasets.copy_datasets(self.client, from_run_id, self.run_id, splits)
+    def log_inputs(self, inputs: Sequence) -> None:
+        """Record dataset inputs made elsewhere (``datasets.inputs_to_copy``: another run's)."""
+        if inputs:
+            self.client.log_inputs(self.run_id, datasets=list(inputs))
 
     def callback(self):
         """A Keras callback logging every epoch's metrics to this run."""
