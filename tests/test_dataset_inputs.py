@@ -174,6 +174,10 @@ def test_a_search_parent_and_its_trials_carry_their_dataset(tracking_store, tmp_
         assert (dataset.name, dataset.digest, dataset.source) == (
             "digits", parent[split].digest, parent[split].source)
         assert json.loads(dataset.profile)["num_examples"] == 40
+    # the trial trains on the parent's source digest, so those inputs are its current ones
+    digest = client.get_run(result.parent_run_id).data.tags[schema.DATASET_DIGEST_TAG]
+    assert trial.data.tags[schema.DATASET_DIGEST_TAG] == digest
+    assert sorted(tracking.recorded_datasets(trial.info.run_id)) == ["train", "validation"]
 
 
 @pytest.mark.slow  # an Inception v3 run; train and search runs are checked in the fast suite
