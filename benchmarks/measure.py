@@ -129,6 +129,7 @@ def machine() -> dict:
     import tensorflow as tf
 
     from cnnkeras import distribute
+    from cnnkeras.training.conv_gradient import onednn_enabled
 
     cpu = ""
     try:
@@ -139,7 +140,7 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "gpus": len(tf.config.list_physical_devices("GPU")),
-            "bfloat16_cpu": distribute.cpu_supports_bfloat16(),
+            "bfloat16_cpu": distribute.cpu_supports_bfloat16(), "onednn": onednn_enabled(),
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "python": platform.python_version()}
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import inspect
 
+from cnnkeras.onednn import prefer_onednn
+
+prefer_onednn()  # before TensorFlow is imported: see cnnkeras/onednn.py
+
 __version__ = "0.1.0"
 
 

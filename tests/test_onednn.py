@@ -1,0 +1,50 @@
+"""``import cnnkeras`` turns oneDNN on where TensorFlow would leave it off, and only there."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from cnnkeras.onednn import VARIABLE, prefer_onednn
+
+PROBE = ("import os, cnnkeras\n"
+         "from cnnkeras.training.conv_gradient import onednn_enabled\n"
+         f"print(os.environ.get({VARIABLE!r}), onednn_enabled())")
+
+
+def fresh_process(code: str, **environ) -> str:
+    env = {key: value for key, value in os.environ.items() if key != VARIABLE}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, **environ}, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_sets_the_variable_on_x86_64_before_tensorflow():
+    environ = {}
+    assert prefer_onednn(environ, machine="x86_64", tensorflow_imported=False)
+    assert environ == {VARIABLE: "1"}
+
+
+@pytest.mark.parametrize("environ, machine, imported", [
+    ({VARIABLE: "0"}, "x86_64", False),  # the user's choice
+    ({}, "aarch64", False),               # not measured there
+    ({}, "AMD64", True),                  # too late: TensorFlow read it at import
+])
+def test_leaves_the_variable_alone(environ, machine, imported):
+    before = dict(environ)
+    assert not prefer_onednn(environ, machine=machine, tensorflow_imported=imported)
+    assert environ == before
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="oneDNN is preferred on x86-64 only")
+def test_a_cnnkeras_process_runs_onednn_kernels_unless_told_not_to():
+    assert fresh_process(PROBE) == "1 True"
+    assert fresh_process(PROBE, **{VARIABLE: "0"}) == "0 False"
+
+
+def test_tensorflow_imported_first_keeps_its_own_choice():
+    code = "import tensorflow\n" + PROBE
+    assert fresh_process(code).split()[0] == "None"
