@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cnnkeras.onednn import VARIABLE, prefer_onednn
+from cnnkeras.onednn import MACHINES, VARIABLE, prefer_onednn
 
 PROBE = ("import os, cnnkeras\n"
          "from cnnkeras.training.conv_gradient import onednn_enabled\n"
@@ -38,7 +38,7 @@ def test_leaves_the_variable_alone(environ, machine, imported):
     assert environ == before
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+@pytest.mark.skipif(platform.machine().lower() not in MACHINES,
                     reason="oneDNN is preferred on x86-64 only")
 def test_a_cnnkeras_process_runs_onednn_kernels():
     # with TF_ENABLE_ONEDNN_OPTS=0 the probe says False: test_conv_gradient
