@@ -93,6 +93,13 @@ def test_a_model_option_that_does_not_fit_fails_before_any_run(tmp_path, cli, op
     assert_one_line_and_nothing_written(result, tmp_path, mentions=says)
 
 
+def test_train_takes_a_named_experiment_in_place_of_an_architecture(tmp_path, cli):
+    # lecture_digits builds lecture_cnn: its option check names that builder, before any data
+    result = cli("train", "lecture_digits", "--set", "model.options.nonsense=1")
+    line = assert_one_line_and_nothing_written(result, tmp_path, mentions="Valid options: ")
+    assert line.startswith("cnnkeras train: error: lecture_cnn has no option(s) nonsense. ")
+
+
 @pytest.mark.parametrize("model, why", [
     ("model.keras", "it is not a zip archive"),  # Keras said "File not found" for this one
     ("leaf.jpg", "it is a JPEG image"),  # the image given first, as the model

@@ -59,14 +59,3 @@ def test_log_level_debug_lets_tensorflow_speak(tmp_path, run_cli):
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() != ""  # TensorFlow's own start-up lines, unfiltered
-
-
-def test_train_takes_a_named_experiment_in_place_of_an_architecture(tmp_path, run_cli):
-    # lecture_digits builds lecture_cnn: its option check names that builder, before any data
-    done = run_cli("train", "lecture_digits", "--set", "model.options.nonsense=1", cwd=tmp_path)
-    err = done.stderr
-    assert done.returncode == 2
-    assert err.strip().splitlines() == [
-        "cnnkeras train: error: lecture_cnn has no option(s) nonsense. Valid options: "
-        + err.split("Valid options: ")[1].strip()]
-    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()

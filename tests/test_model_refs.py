@@ -31,13 +31,14 @@ from cnnkeras.transfer.saving import save_classifier
 CLASSES = tuple(f"digit {i}" for i in range(10))
 FLOWERS = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 REFS = ("runs", "version", "latest", "keras")  # the references every command is run with
-# In the fast suite each command meets two of them through the real CLI; all of them with
-# `pytest -m slow` (a subprocess costs ~8 s on two cores).
+# In the fast suite the commands meet two of them in this process and `predict` meets the
+# registered version through the real CLI as well; all of them with `pytest -m slow` (a
+# subprocess costs 8-28 s on two cores).
 FAST = ("version", "keras")
 
 
-def some_slow(kinds):
-    return [kind if kind in FAST else pytest.param(kind, marks=pytest.mark.slow)
+def some_slow(kinds, fast=FAST):
+    return [kind if kind in fast else pytest.param(kind, marks=pytest.mark.slow)
             for kind in kinds]
 
 
@@ -126,13 +127,27 @@ def printed(stdout: str) -> dict:
     return found
 
 
-@pytest.mark.parametrize("kind", some_slow(REFS))
+@pytest.mark.parametrize("kind", some_slow(REFS, fast=("version",)))
 def test_predict_feeds_photos_and_digits_as_the_model_takes_them(logged, photos, run_cli, kind):
     """RGB photos become grayscale 28x28 in [0, 255], as the logged metadata says."""
     done = run_cli("predict", logged.refs[kind], *map(str, photos), str(logged.digit),
                    "--top-k", "10", cwd=logged.folder, env=logged.env)
     assert done.returncode == 0, done.stderr
-    answers = printed(done.stdout)
+    check_predictions(done.stdout, logged, photos)
+
+
+def test_predict_feeds_a_keras_file_the_same_in_this_process(logged, photos, monkeypatch,
+                                                             capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    capsys.readouterr()
+    assert cli.main(["predict", logged.refs["keras"], *map(str, photos), str(logged.digit),
+                     "--top-k", "10"]) == 0
+    check_predictions(capsys.readouterr().out, logged, photos)
+
+
+def check_predictions(stdout: str, logged: Logged, photos) -> None:
+    """Each image's ten classes, ranked, with the probabilities the model gives it."""
+    answers = printed(stdout)
     assert list(answers) == [*map(str, photos), str(logged.digit)]
     pixels = np.stack([gray_28(p) for p in photos] + [logged.digit_pixels[..., None]])
     expected = logged.model.predict(pixels, verbose=0)
