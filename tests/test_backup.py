@@ -217,10 +217,12 @@ def test_a_second_process_on_the_same_backup_is_refused_naming_the_first(tmp_pat
         api.base_config("lecture_cnn"), ["data.limit=64", "runtime.verbose=0"],
         dataset="digits", epochs=1)
     root = checkpoints.backup_dir(config)
+    # the holder takes the backup's lock as claim() does, without importing TensorFlow
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom cnnkeras.training import checkpoints\n"
-         f"with checkpoints.claim({str(root)!r}):\n    print('held', flush=True)\n"
-         "    time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", "import time\nfrom cnnkeras.ownership import hold\n"
+         f"with hold({str(root)!r}, {checkpoints.LOCK_FILE!r}, str):\n"
+         "    print('held', flush=True)\n    time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main(args) == 2

@@ -12,8 +12,11 @@ from cnnkeras.architectures.blocks import PIXELS
 from cnnkeras.inspection.graph import read_graph
 from cnnkeras.registry import ARCHITECTURES
 
-# a forward pass of these at their small shape takes several seconds on two CPU cores
+# a forward pass of these at their small shape takes several seconds on two CPU cores; the
+# deeper ResNets and GoogLeNet take their input through the same `image_input` as resnet18
+# and the others, so the fast suite checks that once per builder family
 HEAVY = {"inception_v3", "resnet101", "resnet152"}
+DEEPER = {"resnet50", "resnet101", "resnet152"}
 FORMS = [(name, {}) for name in cnnkeras.list_architectures()] + [
     ("inception_v3", {"frozen_base": True}),
     ("inception_v3", {"frozen_base": True, "augment": True}),
@@ -37,7 +40,7 @@ def after_pixels(model: keras.Model) -> keras.Model:
     return keras.Model(model.get_layer(PIXELS).output, model.outputs)
 
 
-@pytest.mark.parametrize("name, options", forms())
+@pytest.mark.parametrize("name, options", forms(slow=DEEPER))
 def test_pixels_rescales_by_1_255_right_after_the_input_and_alone_reads_it(name, options):
     model = built(name, options)
     first, pixels = model.layers[:2]
@@ -50,7 +53,8 @@ def test_pixels_rescales_by_1_255_right_after_the_input_and_alone_reads_it(name,
     assert readers == [PIXELS]
 
 
-@pytest.mark.parametrize("name, options", forms(slow=HEAVY))
+@pytest.mark.parametrize("name, options",
+                         forms(slow=HEAVY | DEEPER | {"resnet34", "googlenet"}))
 def test_predict_on_0_255_equals_the_old_model_on_0_1(name, options):
     model = built(name, options)
     rng = np.random.default_rng(0)

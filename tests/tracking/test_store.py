@@ -104,6 +104,9 @@ def test_a_store_that_cannot_be_used_is_one_value_error(broken_store, tmp_path, 
     assert snapshot(tmp_path) == before  # nothing created, the user's file untouched
 
 
+@pytest.mark.parametrize("broken_store", [  # a process each; train meets all three in-process
+    "text file", pytest.param("read-only directory", marks=pytest.mark.slow),
+    pytest.param("file on the path", marks=pytest.mark.slow)], indirect=True)
 def test_the_cli_names_an_unusable_store_in_one_line(broken_store, tmp_path):
     uri, problem = broken_store
     before = snapshot(tmp_path)
