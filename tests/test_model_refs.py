@@ -252,8 +252,10 @@ def test_inspect_filters_and_feature_maps_take_every_reference(logged, kind, tmp
     check_feature_maps(capsys.readouterr().out, tmp_path / "m.png")
 
 
-@pytest.mark.parametrize("command, kind", [
-    ("inspect", "version"), pytest.param("filters", "runs", marks=pytest.mark.slow),
+@pytest.mark.parametrize("command, kind", [  # a process each; the fast suite runs these
+    # commands in this process on every reference, and predict on a URI in a process
+    pytest.param("inspect", "version", marks=pytest.mark.slow),
+    pytest.param("filters", "runs", marks=pytest.mark.slow),
     pytest.param("feature-maps", "latest", marks=pytest.mark.slow)])
 def test_each_command_takes_a_uri_as_a_user_types_it(logged, run_cli, tmp_path, command,
                                                      kind):
@@ -348,15 +350,17 @@ def test_predict_gives_a_grayscale_digit_to_an_rgb_model_as_rgb(transfer, logged
 @pytest.mark.parametrize("command, ref, says", [
     ("predict", "models:/nope/1", "models:/nope/1: no registered model 'nope'. Registered "
                                   "models: digits."),
-    pytest.param("inspect", "models:/digits/7", "models:/digits/7: registered model 'digits' "
-                 "has no version 7. Its versions: 1. Registered models: digits.",
-                 marks=pytest.mark.slow),  # a process each; unknown-name stays fast
+    ("inspect", "models:/digits/7", "models:/digits/7: registered model 'digits' has no "
+                                    "version 7. Its versions: 1. Registered models: digits."),
 ], ids=["unknown-name", "unknown-version"])
-def test_a_models_uri_to_nothing_lists_what_is_registered(logged, run_cli, command, ref, says):
-    done = run_cli(command, ref, *([str(logged.digit)] if command == "predict" else []),
-                   cwd=logged.folder, env=logged.env)
-    assert done.returncode == 2
-    assert done.stderr.strip() == f"cnnkeras {command}: error: {says}"
+def test_a_models_uri_to_nothing_lists_what_is_registered(logged, monkeypatch, capsys,
+                                                          command, ref, says):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
+    capsys.readouterr()
+    assert cli.main([command, ref, *([str(logged.digit)] if command == "predict" else [])]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.strip() == f"cnnkeras {command}: error: {says}"
 
 
 def bad_refs(logged: Logged) -> list:
