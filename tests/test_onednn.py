@@ -50,9 +50,9 @@ def test_a_cnnkeras_process_runs_onednn_kernels():
 
 
 @X86_64
-def test_after_tensorflow_the_variable_is_left_alone_in_a_real_process():
-    # this process imported TensorFlow (the tests above and below import it); what
-    # prefer_onednn reads of it, unlike the cases above, is this process's own state
+def test_after_tensorflow_this_process_leaves_the_variable_alone():
+    # pytest's process has imported TensorFlow by now (after cnnkeras, see conftest.py); what
+    # prefer_onednn reads of it, unlike the cases above, is this process's own sys.modules
     import tensorflow  # noqa: F401
 
     environ = {}
