@@ -358,9 +358,9 @@ def test_a_models_uri_to_nothing_lists_what_is_registered(logged, monkeypatch, c
     monkeypatch.setenv("MLFLOW_TRACKING_URI", logged.uri)
     capsys.readouterr()
     assert cli.main([command, ref, *([str(logged.digit)] if command == "predict" else [])]) == 2
-    printed = capsys.readouterr()
-    assert printed.out == ""
-    assert printed.err.strip() == f"cnnkeras {command}: error: {says}"
+    output = capsys.readouterr()
+    assert output.out == ""
+    assert output.err.strip() == f"cnnkeras {command}: error: {says}"
 
 
 def bad_refs(logged: Logged) -> list:
